@@ -1,0 +1,1 @@
+//! Versions (being written).
