@@ -8,5 +8,10 @@
 
 pub mod baseline;
 pub mod compliance;
+pub mod eval;
+pub mod facts;
+pub mod inventory;
 pub mod os;
+pub mod release_date;
+pub mod report;
 pub mod version;

@@ -1,0 +1,184 @@
+//! `patchfleet eval`: judge a node's facts against a baseline, offline,
+//! with the same engine the server and the agent use.
+
+use crate::input::{load_baseline, load_facts, read_text};
+use anyhow::{Context, Result, anyhow};
+use clap::{Args, ValueEnum};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use jiff::Timestamp;
+use patchfleet_core::baseline::parse_install_override_list;
+use patchfleet_core::compliance::PatchState;
+use patchfleet_core::eval::{
+    CompiledBaseline, CompiledOverride, EvalOptions, InstallOutcome, Operation,
+    PendingRebootScope, evaluate,
+};
+use patchfleet_core::inventory::Inventory;
+use patchfleet_core::report::{Report, ReportContext, render};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum OperationArg {
+    Scan,
+    Install,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Baseline file (JSON or YAML with SSM field names).
+    #[arg(long, conflicts_with = "predefined", required_unless_present = "predefined")]
+    baseline: Option<PathBuf>,
+    /// A predefined baseline by name or id, e.g. AWS-UbuntuDefaultPatchBaseline.
+    #[arg(long)]
+    predefined: Option<String>,
+    /// Node facts (JSON, docs/facts.schema.json), or - for standard input.
+    #[arg(long)]
+    facts: PathBuf,
+    /// Evaluation instant (RFC 3339); default: now.
+    #[arg(long)]
+    at: Option<Timestamp>,
+    /// Scan reports states; Install also prints the install plan.
+    #[arg(long, value_enum, default_value = "scan")]
+    operation: OperationArg,
+    /// InstallOverrideList document (YAML `patches:` list); with --operation install.
+    #[arg(long, requires = "operation")]
+    install_override_list: Option<PathBuf>,
+    /// Which installs count as pending a reboot.
+    #[arg(long, value_enum, default_value = "any-install-after-boot")]
+    pending_reboot_scope: ScopeArg,
+    #[arg(long, value_enum, default_value = "table")]
+    output: OutputFormat,
+    /// Table output: also list InstalledOther packages.
+    #[arg(long)]
+    all: bool,
+    /// Node id shown in the summary.
+    #[arg(long, default_value = "")]
+    instance_id: String,
+    /// Patch group shown in the summary.
+    #[arg(long, default_value = "")]
+    patch_group: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ScopeArg {
+    PatchManagerOnly,
+    AnyInstallAfterBoot,
+}
+
+pub fn run(args: &EvalArgs) -> Result<ExitCode> {
+    let baseline = load_baseline(args.baseline.as_deref(), args.predefined.as_deref())?;
+    let compiled = CompiledBaseline::compile(&baseline)?;
+    let facts = load_facts(&args.facts)?;
+    let inventory = Inventory::prepare(&facts)
+        .with_context(|| format!("{}", args.facts.display()))?;
+    let override_list = match &args.install_override_list {
+        Some(path) => {
+            let list = parse_install_override_list(&read_text(path)?)
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            Some(CompiledOverride::new(&list))
+        }
+        None => None,
+    };
+    let at = args.at.unwrap_or_else(Timestamp::now);
+    let operation = match args.operation {
+        OperationArg::Scan => Operation::Scan,
+        OperationArg::Install => Operation::Install {
+            override_list: override_list.as_ref(),
+        },
+    };
+    let options = EvalOptions {
+        at: at.as_second(),
+        operation,
+        outcome: InstallOutcome::None,
+        pending_reboot_scope: match args.pending_reboot_scope {
+            ScopeArg::PatchManagerOnly => PendingRebootScope::PatchManagerOnly,
+            ScopeArg::AnyInstallAfterBoot => PendingRebootScope::AnyInstallAfterBoot,
+        },
+    };
+    let evaluation = evaluate(&compiled, &inventory, &options);
+    let context = ReportContext {
+        instance_id: args.instance_id.clone(),
+        patch_group: args.patch_group.clone(),
+        operation: match args.operation {
+            OperationArg::Scan => "Scan",
+            OperationArg::Install => "Install",
+        }
+        .to_string(),
+        operation_start: Some(at),
+        operation_end: Some(at),
+        install_override_list: args
+            .install_override_list
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        ..ReportContext::default()
+    };
+    let report = render(&evaluation, &inventory, &compiled, &context);
+    match args.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Table => print_table(&report, baseline.name_or_empty(), args.all),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(report: &Report, baseline_name: &str, all: bool) {
+    let s = &report.instance_patch_state;
+    let c = &report.compliance;
+    let severity = c
+        .overall_severity
+        .map(|l| format!(" (severity {l})"))
+        .unwrap_or_default();
+    println!("Baseline:   {} {}", baseline_name, s.baseline_id);
+    println!("Compliance: {}{}", c.status, severity);
+    println!(
+        "Installed {}  InstalledOther {}  InstalledPendingReboot {}  InstalledRejected {}  Missing {}  Failed {}  NotApplicable {}",
+        s.installed_count,
+        s.installed_other_count,
+        s.installed_pending_reboot_count,
+        s.installed_rejected_count,
+        s.missing_count,
+        s.failed_count,
+        s.not_applicable_count
+    );
+    println!(
+        "Non-compliant: critical {}  security {}  other {}",
+        s.critical_non_compliant_count, s.security_non_compliant_count, s.other_non_compliant_count
+    );
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED);
+    table.set_header(["State", "Title", "Classification", "Severity", "Level", "CVEs", "Reason"]);
+    let mut hidden = 0;
+    for p in &report.patches {
+        if !all && p.state == PatchState::InstalledOther {
+            hidden += 1;
+            continue;
+        }
+        table.add_row([
+            p.state.as_str().to_string(),
+            p.title.clone(),
+            p.classification.clone(),
+            p.severity.clone(),
+            p.compliance_level.as_str().to_string(),
+            p.cve_ids.replace(',', " "),
+            p.reason.clone(),
+        ]);
+    }
+    println!("{table}");
+    if hidden > 0 {
+        println!("({hidden} InstalledOther packages not shown; --all shows them)");
+    }
+    if let Some(plan) = &report.install_plan {
+        println!("Install plan ({:?}): {} package(s)", plan.source, plan.packages.len());
+        for p in &plan.packages {
+            println!("  {}", p.title);
+        }
+    }
+    for d in &report.diagnostics {
+        println!("note: {d}");
+    }
+}

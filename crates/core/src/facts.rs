@@ -1,0 +1,191 @@
+//! Node facts: what an agent reports about one managed node.
+//!
+//! Facts are observations, never verdicts (DESIGN decision 1): what is
+//! installed, what the enabled repositories offer with their metadata, the
+//! update notices, and the node's boot and reboot state. The server and the
+//! agent turn them into verdicts with [`crate::eval`]. The JSON schema is
+//! `docs/facts.schema.json`; this module is its reference implementation.
+
+use crate::os::{OperatingSystem, PackageManager};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// The only facts format this build reads. A new incompatible format gets a
+/// new tag, so an old server never misreads a newer agent's report.
+pub const FACTS_FORMAT: &str = "patchfleet.facts/1";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFacts {
+    pub format: String,
+    pub os: OsFacts,
+    /// Installed packages. RPM nodes may list several versions of one
+    /// `name.arch` (install-only packages such as kernels).
+    #[serde(default)]
+    pub installed: Vec<InstalledPackage>,
+    /// Every version every enabled repository offers, including the versions
+    /// that are installed: an approved installed version is what makes a
+    /// package `Installed` rather than `InstalledOther`.
+    #[serde(default)]
+    pub available: Vec<AvailablePackage>,
+    /// Update notices (RPM `updateinfo.xml`, zypper patches). Empty on APT.
+    #[serde(default)]
+    pub notices: Vec<UpdateNotice>,
+    /// When the node last booted; needed for pending-reboot states (§4.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_time: Option<Timestamp>,
+    /// The node's memory of earlier operations (the patch-states file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reboot_state: Option<RebootState>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OsFacts {
+    pub operating_system: OperatingSystem,
+    /// Product string matched by `PRODUCT` filters, e.g. `AmazonLinux2023`,
+    /// `Ubuntu22.04`, `RedhatEnterpriseLinux8.8` (spec §3.1).
+    pub product: String,
+    /// When absent, derived from the OS and product (yum for 7 and older).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_manager: Option<PackageManager>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstalledPackage {
+    pub name: String,
+    pub arch: String,
+    /// Native version: `[epoch:]version-release` on RPM, the Debian version on APT.
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed_time: Option<Timestamp>,
+    /// Source package (Debian source / RPM source rpm name), for vulnerability matching.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AvailablePackage {
+    pub name: String,
+    pub arch: String,
+    pub version: String,
+    /// Repository id (RPM) or a label for the index (APT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// APT: every origin (Release file) that offers this version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub origins: Vec<AptOrigin>,
+    /// APT control fields of this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
+    /// RPM build time: the release date of a notice-less package (§3.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_time: Option<Timestamp>,
+    /// When the fleet first saw this version (recorded by the server). On
+    /// APT it makes approval delays possible: a Patchfleet extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<Timestamp>,
+}
+
+/// The fields of an APT Release file that decide whether a version is a
+/// security update (spec §3.2; classify by label, codename or archive, never
+/// by the bare suite name `stable`/`oldstable`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AptOrigin {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// `a=` in `apt-cache policy`: the Suite, e.g. `jammy-security`, `oldstable-security`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
+    /// `n=`: e.g. `bookworm-security`, `jammy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codename: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+    /// Host the index comes from, e.g. `security.debian.org`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// Signed by a trusted key, or marked trusted by the operator.
+    #[serde(default)]
+    pub trusted: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateNotice {
+    /// Advisory id, e.g. `ALAS2-2025-001`, `RHSA-2024:1234`, `SUSE-SLE-…`.
+    pub id: String,
+    /// Notice type / patch category: `security`, `bugfix`, `enhancement`,
+    /// `newpackage`, `recommended`, `optional`, `feature`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// As written in the metadata: RFC 3339, or updateinfo's
+    /// `YYYY-MM-DD[ HH[:MM[:SS]]][ UTC]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cves: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bugzilla: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reboot_suggested: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    pub packages: Vec<NoticePackage>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticePackage {
+    pub name: String,
+    pub arch: String,
+    pub version: String,
+}
+
+/// What the node remembers between operations (spec §4.3).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebootState {
+    /// End of the last Install that ran with `NoReboot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_no_reboot_install_operation_time: Option<Timestamp>,
+    /// Titles (`name.arch:epoch:version-release`) that install left pending a reboot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_reboot: Vec<String>,
+}
+
+/// Facts could not be read: says what and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid node facts: {0}")]
+pub struct FactsError(pub String);
+
+impl NodeFacts {
+    pub fn from_json(text: &str) -> Result<NodeFacts, FactsError> {
+        let facts: NodeFacts =
+            serde_json::from_str(text).map_err(|e| FactsError(e.to_string()))?;
+        if facts.format != FACTS_FORMAT {
+            return Err(FactsError(format!(
+                "format '{}' is not supported (expected '{FACTS_FORMAT}')",
+                facts.format
+            )));
+        }
+        Ok(facts)
+    }
+
+    pub fn to_json_pretty(&self) -> String {
+        serde_json::to_string_pretty(self).expect("facts always serialize")
+    }
+}
