@@ -30,7 +30,11 @@ pub fn run(cmd: &BaselineCommand) -> Result<ExitCode> {
             }
             match baseline.validate() {
                 Ok(()) => {
-                    println!("valid: {} ({})", baseline.name_or_empty(), baseline.operating_system);
+                    println!(
+                        "valid: {} ({})",
+                        baseline.name_or_empty(),
+                        baseline.operating_system
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(errors) => {

@@ -9,8 +9,8 @@ use jiff::Timestamp;
 use patchfleet_core::baseline::parse_install_override_list;
 use patchfleet_core::compliance::PatchState;
 use patchfleet_core::eval::{
-    CompiledBaseline, CompiledOverride, EvalOptions, InstallOutcome, Operation,
-    PendingRebootScope, evaluate,
+    CompiledBaseline, CompiledOverride, EvalOptions, InstallOutcome, Operation, PendingRebootScope,
+    evaluate,
 };
 use patchfleet_core::inventory::Inventory;
 use patchfleet_core::report::{Report, ReportContext, render};
@@ -32,7 +32,11 @@ pub enum OperationArg {
 #[derive(Args)]
 pub struct EvalArgs {
     /// Baseline file (JSON or YAML with SSM field names).
-    #[arg(long, conflicts_with = "predefined", required_unless_present = "predefined")]
+    #[arg(
+        long,
+        conflicts_with = "predefined",
+        required_unless_present = "predefined"
+    )]
     baseline: Option<PathBuf>,
     /// A predefined baseline by name or id, e.g. AWS-UbuntuDefaultPatchBaseline.
     #[arg(long)]
@@ -75,8 +79,8 @@ pub fn run(args: &EvalArgs) -> Result<ExitCode> {
     let baseline = load_baseline(args.baseline.as_deref(), args.predefined.as_deref())?;
     let compiled = CompiledBaseline::compile(&baseline)?;
     let facts = load_facts(&args.facts)?;
-    let inventory = Inventory::prepare(&facts)
-        .with_context(|| format!("{}", args.facts.display()))?;
+    let inventory =
+        Inventory::prepare(&facts).with_context(|| format!("{}", args.facts.display()))?;
     let override_list = match &args.install_override_list {
         Some(path) => {
             let list = parse_install_override_list(&read_text(path)?)
@@ -151,7 +155,15 @@ fn print_table(report: &Report, baseline_name: &str, all: bool) {
     );
     let mut table = Table::new();
     table.load_style(UTF8_FULL_CONDENSED);
-    table.set_header(["State", "Title", "Classification", "Severity", "Level", "CVEs", "Reason"]);
+    table.set_header([
+        "State",
+        "Title",
+        "Classification",
+        "Severity",
+        "Level",
+        "CVEs",
+        "Reason",
+    ]);
     let mut hidden = 0;
     for p in &report.patches {
         if !all && p.state == PatchState::InstalledOther {
@@ -173,7 +185,11 @@ fn print_table(report: &Report, baseline_name: &str, all: bool) {
         println!("({hidden} InstalledOther packages not shown; --all shows them)");
     }
     if let Some(plan) = &report.install_plan {
-        println!("Install plan ({:?}): {} package(s)", plan.source, plan.packages.len());
+        println!(
+            "Install plan ({:?}): {} package(s)",
+            plan.source,
+            plan.packages.len()
+        );
         for p in &plan.packages {
             println!("  {}", p.title);
         }

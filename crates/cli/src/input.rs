@@ -35,10 +35,18 @@ pub fn load_baseline(file: Option<&Path>, predefined_name: Option<&str>) -> Resu
     match (file, predefined_name) {
         (Some(path), None) => parse_baseline(path, &read_text(path)?),
         (None, Some(name)) => predefined::by_id_or_name(name).cloned().ok_or_else(|| {
-            let names: Vec<&str> = predefined::all().iter().map(|b| b.name_or_empty()).collect();
-            anyhow!("no predefined baseline '{name}' (known: {})", names.join(", "))
+            let names: Vec<&str> = predefined::all()
+                .iter()
+                .map(|b| b.name_or_empty())
+                .collect();
+            anyhow!(
+                "no predefined baseline '{name}' (known: {})",
+                names.join(", ")
+            )
         }),
-        _ => Err(anyhow!("give exactly one of --baseline FILE and --predefined NAME")),
+        _ => Err(anyhow!(
+            "give exactly one of --baseline FILE and --predefined NAME"
+        )),
     }
 }
 

@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "patchfleet", version, about = "Patch and vulnerability management for Linux fleets")]
+#[command(
+    name = "patchfleet",
+    version,
+    about = "Patch and vulnerability management for Linux fleets"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -43,7 +43,10 @@ pub fn run(args: &VercmpArgs) -> Result<ExitCode> {
         let line = line.context("reading standard input")?;
         let mut parts = line.split_whitespace();
         let (Some(a), Some(b), None) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(anyhow!("line {}: expected two versions separated by white space, got '{line}'", n + 1));
+            return Err(anyhow!(
+                "line {}: expected two versions separated by white space, got '{line}'",
+                n + 1
+            ));
         };
         let o = version::compare(args.scheme, a, b).with_context(|| format!("line {}", n + 1))?;
         writeln!(out, "{}", symbol(o))?;

@@ -174,8 +174,7 @@ pub struct FactsError(pub String);
 
 impl NodeFacts {
     pub fn from_json(text: &str) -> Result<NodeFacts, FactsError> {
-        let facts: NodeFacts =
-            serde_json::from_str(text).map_err(|e| FactsError(e.to_string()))?;
+        let facts: NodeFacts = serde_json::from_str(text).map_err(|e| FactsError(e.to_string()))?;
         if facts.format != FACTS_FORMAT {
             return Err(FactsError(format!(
                 "format '{}' is not supported (expected '{FACTS_FORMAT}')",

@@ -13,6 +13,7 @@
 //!   interned lower-case [`Sym`]s, with synonyms folded (`moderate` =
 //!   `medium`, `extra` = `optional`).
 
+use crate::eval::pattern::{Components, Identity, Trigrams};
 use crate::facts::{AptOrigin, NodeFacts, UpdateNotice};
 use crate::os::{Family, OperatingSystem, PackageManager};
 use crate::release_date::parse_notice_date;
@@ -56,13 +57,7 @@ impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Version::Deb(v) => write!(f, "{v}"),
-            Version::Rpm(v) => write!(
-                f,
-                "{}:{}-{}",
-                v.epoch_or_zero(),
-                v.version(),
-                v.release()
-            ),
+            Version::Rpm(v) => write!(f, "{}:{}-{}", v.epoch_or_zero(), v.version(), v.release()),
         }
     }
 }
@@ -163,6 +158,8 @@ pub struct Installed {
     pub version: Version,
     pub raw_version: String,
     pub installed_time: Option<i64>,
+    /// Byte triples of this version's identity strings, for list matching.
+    pub trigrams: Trigrams,
 }
 
 /// One version of one package offered by the enabled repositories.
@@ -179,6 +176,8 @@ pub struct Available {
     pub first_seen: Option<i64>,
     /// APT: offered by a trusted security origin.
     pub security_origin: bool,
+    /// Byte triples of this version's identity strings, for list matching.
+    pub trigrams: Trigrams,
 }
 
 /// A candidate: one available version, with the attributes of one notice
@@ -200,6 +199,9 @@ pub struct Record {
     pub date_source: DateSource,
     pub vs_installed: Ordering,
     pub rank: u32,
+    /// Index into `Inventory::attr_classes`: records with the same
+    /// attributes get the same filter verdicts, computed once per class.
+    pub class: u16,
 }
 
 #[derive(Debug)]
@@ -225,6 +227,10 @@ pub struct Group {
     /// The highest installed version of this `name.arch`.
     pub installed: Option<u32>,
     pub records: Range<u32>,
+    /// Byte triples of `name.arch`, the forms without a version.
+    pub trigrams: Trigrams,
+    /// Byte triples of every identity string of every version in the group.
+    pub trigrams_all: Trigrams,
 }
 
 #[derive(Debug)]
@@ -240,6 +246,8 @@ pub struct Inventory {
     pub installed: Vec<Installed>,
     pub notices: Vec<Notice>,
     pub symbols: Symbols,
+    /// Distinct (classification, severity, priority, section) tuples.
+    pub attr_classes: Vec<[Sym; 4]>,
     pub boot_time: Option<i64>,
     pub last_no_reboot_install: Option<i64>,
     pub pending_reboot_titles: HashSet<String>,
@@ -341,6 +349,7 @@ impl Inventory {
         }
         let mut builder = Builder {
             family,
+            identity: Identity::default(),
             symbols: Symbols::new(),
             diagnostics: Vec::new(),
         };
@@ -350,7 +359,7 @@ impl Inventory {
         let notices = builder.notices(&facts.notices);
 
         // name.arch → group members.
-        let mut by_group: HashMap<(&str, &str), (Option<u32>, Vec<u32>)> = HashMap::new();
+        let mut by_group: HashMap<(&str, &str), GroupMembers> = HashMap::new();
         for (i, pkg) in installed.iter().enumerate() {
             let entry = by_group
                 .entry((pkg.name.as_str(), pkg.arch.as_str()))
@@ -386,13 +395,29 @@ impl Inventory {
                     ));
                     continue;
                 };
-                if let Some(&a) = key_to_available.get(&version_key(&pkg.name, &pkg.arch, &version)) {
+                if let Some(&a) = key_to_available.get(&version_key(&pkg.name, &pkg.arch, &version))
+                {
                     let list = notices_of.entry(a).or_default();
                     if !list.contains(&(n as u32)) {
                         list.push(n as u32);
                     }
                 }
             }
+        }
+
+        // Facts may list notices in any order; the verdict must not depend on it.
+        for list in notices_of.values_mut() {
+            list.sort_by(|&x, &y| {
+                facts.notices[x as usize]
+                    .id
+                    .cmp(&facts.notices[y as usize].id)
+                    .then(x.cmp(&y))
+            });
+        }
+        let mut available = available;
+        for a in &mut available {
+            a.repositories.sort();
+            a.repositories.dedup();
         }
 
         let mut keys: Vec<(&str, &str)> = by_group.keys().copied().collect();
@@ -424,12 +449,12 @@ impl Inventory {
                     None => Ordering::Greater,
                 };
                 let listing = notices_of.get(&a).map(Vec::as_slice).unwrap_or(&[]);
+                debug_assert!(listing.is_sorted_by_key(|&n| &facts.notices[n as usize].id));
                 if listing.is_empty() {
                     records.push(builder.record_without_notice(
                         group_index,
                         a,
                         avail,
-                        package_manager,
                         vs_installed,
                         rank,
                     ));
@@ -447,13 +472,33 @@ impl Inventory {
                 }
             }
             let (name, arch) = key;
+            builder.identity.build_versionless(name, arch);
+            let versionless = builder.identity.trigrams();
+            let mut all = members.iter().fold(versionless, |t, &a| {
+                t.union(&available[a as usize].trigrams)
+            });
+            if let Some(i) = inst {
+                all = all.union(&installed[i as usize].trigrams);
+            }
             groups.push(Group {
+                trigrams: versionless,
+                trigrams_all: all,
                 name: name.to_string(),
                 arch: arch.to_string(),
                 name_lc: name.to_ascii_lowercase(),
                 arch_lc: arch.to_ascii_lowercase(),
                 installed: inst,
                 records: start..records.len() as u32,
+            });
+        }
+
+        let mut class_index: HashMap<[Sym; 4], u16> = HashMap::new();
+        let mut attr_classes = Vec::new();
+        for r in &mut records {
+            let attrs = [r.classification, r.severity, r.priority, r.section];
+            r.class = *class_index.entry(attrs).or_insert_with(|| {
+                attr_classes.push(attrs);
+                (attr_classes.len() - 1) as u16
             });
         }
 
@@ -480,6 +525,7 @@ impl Inventory {
             installed,
             notices,
             symbols: builder.symbols,
+            attr_classes,
             boot_time,
             last_no_reboot_install,
             pending_reboot_titles,
@@ -501,8 +547,12 @@ impl Inventory {
     }
 }
 
+/// The highest installed version and the available versions of one `name.arch`.
+type GroupMembers = (Option<u32>, Vec<u32>);
+
 struct Builder {
     family: Family,
+    identity: Identity,
     symbols: Symbols,
     diagnostics: Vec<String>,
 }
@@ -510,9 +560,9 @@ struct Builder {
 impl Builder {
     fn sym(&mut self, kind: AttrKind, value: Option<&str>) -> Sym {
         match value {
-            Some(v) if !v.trim().is_empty() => self
-                .symbols
-                .intern(canonical_value(kind, self.family, v)),
+            Some(v) if !v.trim().is_empty() => {
+                self.symbols.intern(canonical_value(kind, self.family, v))
+            }
             _ => Sym::NONE,
         }
     }
@@ -532,7 +582,12 @@ impl Builder {
                         source,
                     }
                 })?;
+                self.identity.build_maximal(
+                    self.family,
+                    &Components::of(&pkg.name, &pkg.arch, &version, &pkg.version),
+                );
                 Ok(Installed {
+                    trigrams: self.identity.trigrams(),
                     name: pkg.name.clone(),
                     arch: pkg.arch.clone(),
                     version,
@@ -584,11 +639,28 @@ impl Builder {
                 let merged = &mut out[j];
                 merged.repositories.extend(pkg.repository.iter().cloned());
                 merged.security_origin |= security_origin;
-                merged.first_seen = min_opt(merged.first_seen, pkg.first_seen.map(|t| t.as_second()));
-                merged.build_time = merged.build_time.or(pkg.build_time.map(|t| t.as_second()));
+                merged.first_seen =
+                    min_opt(merged.first_seen, pkg.first_seen.map(|t| t.as_second()));
+                merged.build_time =
+                    max_opt(merged.build_time, pkg.build_time.map(|t| t.as_second()));
+                // Keep the smallest spelling so that the order of the facts does not matter.
+                if let Some(p) = &pkg.priority
+                    && merged.priority_text.as_ref().is_none_or(|m| p < m)
+                {
+                    merged.priority = self.sym(AttrKind::Priority, Some(p));
+                    merged.priority_text = Some(p.clone());
+                }
+                if pkg.section.is_some() && merged.section == Sym::NONE {
+                    merged.section = self.sym(AttrKind::Section, pkg.section.as_deref());
+                }
                 continue;
             }
             seen.insert(key, out.len());
+            self.identity.build_maximal(
+                self.family,
+                &Components::of(&pkg.name, &pkg.arch, &version, &pkg.version),
+            );
+            let trigrams = self.identity.trigrams();
             let priority = self.sym(AttrKind::Priority, pkg.priority.as_deref());
             let section = self.sym(AttrKind::Section, pkg.section.as_deref());
             out.push(Available {
@@ -601,6 +673,7 @@ impl Builder {
                 build_time: pkg.build_time.map(|t| t.as_second()),
                 first_seen: pkg.first_seen.map(|t| t.as_second()),
                 security_origin,
+                trigrams,
             });
             keys.push((pkg.name.clone(), pkg.arch.clone()));
         }
@@ -614,7 +687,12 @@ impl Builder {
                 // Spec §1.5: a notice without severity evaluates as `None`.
                 let severity = self.sym(
                     AttrKind::Severity,
-                    Some(n.severity.as_deref().filter(|s| !s.trim().is_empty()).unwrap_or("None")),
+                    Some(
+                        n.severity
+                            .as_deref()
+                            .filter(|s| !s.trim().is_empty())
+                            .unwrap_or("None"),
+                    ),
                 );
                 Notice {
                     id: n.id.clone(),
@@ -640,7 +718,6 @@ impl Builder {
         group: u32,
         a: u32,
         avail: &Available,
-        pm: PackageManager,
         vs_installed: Ordering,
         rank: u32,
     ) -> Record {
@@ -654,7 +731,6 @@ impl Builder {
                 None => (Some(0), DateSource::Unknown),
             },
         };
-        let _ = pm;
         Record {
             group,
             available: a,
@@ -668,6 +744,7 @@ impl Builder {
             date_source,
             vs_installed,
             rank,
+            class: 0,
         }
     }
 
@@ -719,7 +796,16 @@ impl Builder {
             date_source,
             vs_installed,
             rank,
+            class: 0,
         }
+    }
+}
+
+fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) => x,
+        (None, y) => y,
     }
 }
 

@@ -199,7 +199,11 @@ mod tests {
             (Suse, "Suse15.4", Zypper),
         ];
         for (os, product, pm) in cases {
-            assert_eq!(os.default_package_manager(product), Some(pm), "{os} {product}");
+            assert_eq!(
+                os.default_package_manager(product),
+                Some(pm),
+                "{os} {product}"
+            );
         }
         assert_eq!(Windows.default_package_manager("x"), None);
     }

@@ -81,7 +81,15 @@ mod tests {
 
     #[test]
     fn unreadable_dates_are_none() {
-        for text in ["", "yesterday", "2025-13-01", "2025-02-30", "2025-03-01 25", "2025-03-01 1:2:3:4", "2025-03-01 x"] {
+        for text in [
+            "",
+            "yesterday",
+            "2025-13-01",
+            "2025-02-30",
+            "2025-03-01 25",
+            "2025-03-01 1:2:3:4",
+            "2025-03-01 x",
+        ] {
             assert_eq!(parse_notice_date(text), None, "{text}");
         }
     }

@@ -204,7 +204,9 @@ fn patch_record(v: &PatchVerdict, inv: &Inventory, baseline: &CompiledBaseline) 
         _ => None,
     };
     let dated = target.or(match v.reason {
-        Reason::NotApproved { record: Some(r), .. } => Some(&inv.records[r as usize]),
+        Reason::NotApproved {
+            record: Some(r), ..
+        } => Some(&inv.records[r as usize]),
         _ => None,
     });
     PatchRecord {
@@ -275,7 +277,10 @@ fn cves_up_to_target(inv: &Inventory, v: &PatchVerdict) -> String {
 }
 
 fn rule_name(rule: u8) -> String {
-    format!("approval rule {} (ApprovalRules.PatchRules[{rule}])", rule + 1)
+    format!(
+        "approval rule {} (ApprovalRules.PatchRules[{rule}])",
+        rule + 1
+    )
 }
 
 fn list_entry(entry: u16, entries: impl Fn(u16) -> String) -> String {
@@ -315,9 +320,13 @@ fn explain(v: &PatchVerdict, inv: &Inventory, baseline: &CompiledBaseline) -> St
             });
             match (blocker, what) {
                 (None, _) | (_, None) => {
-                    "no newer version is offered and the installed version is not approved".to_string()
+                    "no newer version is offered and the installed version is not approved"
+                        .to_string()
                 }
-                (Some(b), Some(what)) => format!("no approved version: {what} {}", blocker_text(b, &rejected_entry)),
+                (Some(b), Some(what)) => format!(
+                    "no approved version: {what} {}",
+                    blocker_text(b, &rejected_entry)
+                ),
             }
         }
     };
@@ -325,7 +334,9 @@ fn explain(v: &PatchVerdict, inv: &Inventory, baseline: &CompiledBaseline) -> St
         (from, PatchState::InstalledPendingReboot) => {
             format!("{base}; installed since the last boot, pending a reboot ({from} after it)")
         }
-        (PatchState::Missing, PatchState::Failed) => format!("{base}; the last install did not reach it"),
+        (PatchState::Missing, PatchState::Failed) => {
+            format!("{base}; the last install did not reach it")
+        }
         (_, PatchState::Failed) => format!("{base}; the install override target was not reached"),
         _ => base,
     }

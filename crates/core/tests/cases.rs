@@ -8,8 +8,8 @@
 
 use patchfleet_core::baseline::{Baseline, parse_install_override_list, predefined};
 use patchfleet_core::eval::{
-    CompiledBaseline, CompiledOverride, EvalOptions, InstallOutcome, Operation,
-    PendingRebootScope, PlannedInstall, evaluate,
+    CompiledBaseline, CompiledOverride, EvalOptions, InstallOutcome, Operation, PendingRebootScope,
+    PlannedInstall, evaluate,
 };
 use patchfleet_core::facts::NodeFacts;
 use patchfleet_core::inventory::Inventory;
@@ -92,7 +92,13 @@ fn check_subset(path: &str, got: &Value, want: &Value, errors: &mut Vec<String>)
     }
 }
 
-fn run(case: &Case, baseline_json: &Value, facts_json: &Value, at: jiff::Timestamp, expect: &Value) -> Vec<String> {
+fn run(
+    case: &Case,
+    baseline_json: &Value,
+    facts_json: &Value,
+    at: jiff::Timestamp,
+    expect: &Value,
+) -> Vec<String> {
     let baseline = match &case.predefined {
         Some(name) => predefined::by_id_or_name(name)
             .unwrap_or_else(|| panic!("no predefined baseline {name}"))
@@ -143,7 +149,12 @@ fn run(case: &Case, baseline_json: &Value, facts_json: &Value, at: jiff::Timesta
         pending_reboot_scope: case.pending_reboot_scope.unwrap_or_default(),
     };
     let evaluation = evaluate(&compiled, &inventory, &options);
-    let report = render(&evaluation, &inventory, &compiled, &ReportContext::default());
+    let report = render(
+        &evaluation,
+        &inventory,
+        &compiled,
+        &ReportContext::default(),
+    );
     let mut got = serde_json::to_value(&report).unwrap();
     // Key patches by KBId so that cases can name them.
     let patches: serde_json::Map<String, Value> = got["Patches"]
@@ -175,7 +186,10 @@ fn run(case: &Case, baseline_json: &Value, facts_json: &Value, at: jiff::Timesta
     {
         for k in got["Patches"].as_object().unwrap().keys() {
             if !want.contains_key(k) {
-                errors.push(format!(".Patches.{k}: reported but not expected: {}", got["Patches"][k]));
+                errors.push(format!(
+                    ".Patches.{k}: reported but not expected: {}",
+                    got["Patches"][k]
+                ));
             }
         }
     }
@@ -202,18 +216,27 @@ fn case_files() -> Vec<PathBuf> {
 #[test]
 fn evaluation_cases() {
     let files = case_files();
-    assert!(files.len() >= 25, "expected the full case set, found {}", files.len());
+    assert!(
+        files.len() >= 25,
+        "expected the full case set, found {}",
+        files.len()
+    );
     let mut failures = Vec::new();
     let mut runs = 0;
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
-        let case: Case = serde_yaml_ng::from_str(&text)
-            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let case: Case =
+            serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let baseline = case.baseline.clone().unwrap_or(Value::Null);
         let errors = run(&case, &baseline, &case.facts, case.at, &case.expect);
         runs += 1;
         if !errors.is_empty() {
-            failures.push(format!("{} — {}:\n  {}", file.display(), case.name, errors.join("\n  ")));
+            failures.push(format!(
+                "{} — {}:\n  {}",
+                file.display(),
+                case.name,
+                errors.join("\n  ")
+            ));
         }
         for variant in &case.variants {
             let mut b = baseline.clone();
@@ -224,7 +247,13 @@ fn evaluation_cases() {
             if let Some(p) = &variant.facts_patch {
                 merge(&mut f, p);
             }
-            let errors = run(&case, &b, &f, variant.at.unwrap_or(case.at), &variant.expect);
+            let errors = run(
+                &case,
+                &b,
+                &f,
+                variant.at.unwrap_or(case.at),
+                &variant.expect,
+            );
             runs += 1;
             if !errors.is_empty() {
                 failures.push(format!(
@@ -237,6 +266,14 @@ fn evaluation_cases() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {runs} runs failed:\n{}", failures.len(), failures.join("\n\n"));
-    eprintln!("{runs} evaluation runs from {} case files passed", files.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} runs failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+    eprintln!(
+        "{runs} evaluation runs from {} case files passed",
+        files.len()
+    );
 }

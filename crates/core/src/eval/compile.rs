@@ -6,7 +6,7 @@
 use super::pattern::PatternSet;
 use crate::baseline::{Baseline, PatchAction, PatchFilter, PatchFilterKey};
 use crate::compliance::ComplianceLevel;
-use crate::inventory::{AttrKind, Inventory, Record, canonical_value};
+use crate::inventory::{AttrKind, Inventory, Sym, canonical_value};
 use crate::os::{Family, OperatingSystem};
 use std::collections::HashSet;
 
@@ -124,7 +124,9 @@ impl CompiledBaseline {
             name: baseline.name_or_empty().to_string(),
             message,
         };
-        baseline.validate().map_err(|e| err(e.to_string()))?;
+        baseline
+            .validate_override()
+            .map_err(|e| err(e.to_string()))?;
         let os = baseline.operating_system;
         let family = os.family();
         if family == Family::Unsupported {
@@ -203,7 +205,7 @@ impl BoundGroup {
                 BoundFilter {
                     attr: f.attr,
                     any: f.any,
-                    product_ok: f.any || f.values.iter().any(|v| *v == inv.product_lc),
+                    product_ok: f.any || f.values.contains(&inv.product_lc),
                     accepts,
                 }
             })
@@ -212,19 +214,19 @@ impl BoundGroup {
     }
 
     /// AND across filters, OR within one (spec §1.2). A property the record
-    /// lacks fails the filter unless it holds `*`.
-    #[inline]
-    pub fn matches(&self, r: &Record) -> bool {
+    /// lacks fails the filter unless it holds `*`. `attrs` is a record's
+    /// (classification, severity, priority, section).
+    pub fn matches(&self, attrs: &[Sym; 4]) -> bool {
         self.filters.iter().all(|f| {
             if f.any {
                 return true;
             }
             let sym = match f.attr {
                 Attr::Product => return f.product_ok,
-                Attr::Classification => r.classification,
-                Attr::Severity => r.severity,
-                Attr::Priority => r.priority,
-                Attr::Section => r.section,
+                Attr::Classification => attrs[0],
+                Attr::Severity => attrs[1],
+                Attr::Priority => attrs[2],
+                Attr::Section => attrs[3],
             };
             sym.0 != 0 && f.accepts.get(sym.0 as usize).copied().unwrap_or(false)
         })

@@ -8,7 +8,7 @@
 //! not approved, the closest miss as the [`Blocker`] that explains it.
 
 use super::compile::{BoundGroup, CompiledBaseline, Delay};
-use super::pattern::{Components, Identity};
+use super::pattern::{Components, Identity, Trigrams};
 use crate::compliance::ComplianceLevel;
 use crate::inventory::{Group, Installed, Inventory, Record, Version};
 use crate::os::Family;
@@ -56,12 +56,16 @@ pub(super) struct Decider<'a> {
     inv: &'a Inventory,
     at: i64,
     zypp: bool,
-    global: BoundGroup,
-    rules: Vec<BoundGroup>,
+    /// Per attribute class: (global filters pass, bit i = rule i's filters pass).
+    classes: Vec<(bool, u16)>,
     /// Per notice: listed by id, CVE or Bugzilla id in the approved list.
     notice_listed: Vec<bool>,
     approved_candidates: Vec<u16>,
     rejected_candidates: Vec<u16>,
+    /// An entry matching the package's name (or name.arch): it matches
+    /// every version, so no version needs its identity strings built.
+    approved_group_hit: Option<u16>,
+    rejected_group_hit: Option<u16>,
     scratch: Vec<u16>,
     identity: Identity,
     diagnostics: Vec<String>,
@@ -86,15 +90,30 @@ impl<'a> Decider<'a> {
             inv,
             at,
             zypp: inv.family == Family::Zypp,
-            global: BoundGroup::bind(&baseline.global, inv),
-            rules: baseline
-                .rules
-                .iter()
-                .map(|r| BoundGroup::bind(&r.group, inv))
-                .collect(),
+            classes: {
+                let global = BoundGroup::bind(&baseline.global, inv);
+                let rules: Vec<BoundGroup> = baseline
+                    .rules
+                    .iter()
+                    .map(|r| BoundGroup::bind(&r.group, inv))
+                    .collect();
+                inv.attr_classes
+                    .iter()
+                    .map(|attrs| {
+                        let mask = rules
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, g)| g.matches(attrs))
+                            .fold(0u16, |m, (i, _)| m | 1 << i.min(15));
+                        (global.matches(attrs), mask)
+                    })
+                    .collect()
+            },
             notice_listed,
             approved_candidates: Vec::new(),
             rejected_candidates: Vec::new(),
+            approved_group_hit: None,
+            rejected_group_hit: None,
             scratch: Vec::new(),
             identity: Identity::default(),
             diagnostics: Vec::new(),
@@ -103,66 +122,110 @@ impl<'a> Decider<'a> {
 
     /// Narrows the list entries to those that may match this package.
     pub fn enter_group(&mut self, group: &Group) {
-        self.baseline
-            .approved
-            .candidates(&group.name_lc, &mut self.approved_candidates);
-        self.baseline
-            .rejected
-            .candidates(&group.name_lc, &mut self.rejected_candidates);
-    }
-
-    fn build_identity(&mut self, group: &Group, version: &Version, raw: &str) {
-        let components = Components::of(&group.name, &group.arch, version, raw);
-        self.identity.build(self.inv.family, &components);
-    }
-
-    /// Candidates for one version: the group's, plus the version-led ones
-    /// when the version starts with a letter.
-    fn version_candidates(&mut self, rejected: bool, version: &Version) -> bool {
-        let base = if rejected {
-            &self.rejected_candidates
-        } else {
-            &self.approved_candidates
-        };
+        let baseline = self.baseline;
+        baseline.approved.candidates(
+            &group.name_lc,
+            &group.arch_lc,
+            &group.trigrams_all,
+            &mut self.approved_candidates,
+        );
+        baseline.rejected.candidates(
+            &group.name_lc,
+            &group.arch_lc,
+            &group.trigrams_all,
+            &mut self.rejected_candidates,
+        );
+        self.approved_group_hit = None;
+        self.rejected_group_hit = None;
         self.scratch.clear();
-        self.scratch.extend_from_slice(base);
-        let first = match version {
-            Version::Rpm(evr) => evr.version().as_bytes().first().copied(),
-            Version::Deb(v) => v.upstream().as_bytes().first().copied(),
-        };
-        if let Some(first) = first {
-            let set = if rejected {
-                &self.baseline.rejected
-            } else {
-                &self.baseline.approved
-            };
-            set.add_version_candidates(first.to_ascii_lowercase(), &mut self.scratch);
+        self.scratch.extend_from_slice(&self.approved_candidates);
+        baseline
+            .approved
+            .retain_possible(&mut self.scratch, &group.trigrams);
+        let approved_possible = !self.scratch.is_empty();
+        if approved_possible {
+            self.identity.build_versionless(&group.name, &group.arch);
+            self.approved_group_hit = baseline.approved.first_match(&self.scratch, &self.identity);
         }
-        !self.scratch.is_empty()
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&self.rejected_candidates);
+        baseline
+            .rejected
+            .retain_possible(&mut self.scratch, &group.trigrams);
+        if !self.scratch.is_empty() {
+            if !approved_possible {
+                self.identity.build_versionless(&group.name, &group.arch);
+            }
+            self.rejected_group_hit = baseline.rejected.first_match(&self.scratch, &self.identity);
+        }
     }
 
+    /// The first entry of the approved or rejected list matching this
+    /// version. `trigrams` (prepared with the inventory) rule most entries
+    /// out before any identity string is built.
     fn list_match(
         &mut self,
         rejected: bool,
         group: &Group,
         version: &Version,
         raw: &str,
+        trigrams: Option<&Trigrams>,
     ) -> Option<u16> {
-        let set = if rejected {
-            &self.baseline.rejected
+        let (set, group_hit, base) = if rejected {
+            (
+                &self.baseline.rejected,
+                self.rejected_group_hit,
+                &self.rejected_candidates,
+            )
         } else {
-            &self.baseline.approved
+            (
+                &self.baseline.approved,
+                self.approved_group_hit,
+                &self.approved_candidates,
+            )
         };
-        if set.is_empty() || !self.version_candidates(rejected, version) {
+        if group_hit.is_some() || set.is_empty() {
+            return group_hit;
+        }
+        let possible = |i: u16| trigrams.is_none_or(|t| set.get(i).may_match(t));
+        self.scratch.clear();
+        self.scratch
+            .extend(base.iter().copied().filter(|&i| possible(i)));
+        // Versions may start with a letter on RPM: then entries led by that
+        // letter may match the version-led forms.
+        let first = match version {
+            Version::Rpm(evr) => evr.version().as_bytes().first().copied(),
+            Version::Deb(v) => v.upstream().as_bytes().first().copied(),
+        };
+        if let Some(first) = first.filter(|b| !b.is_ascii_digit()) {
+            for &i in set.bucket(first.to_ascii_lowercase()) {
+                if possible(i) && !self.scratch.contains(&i) {
+                    self.scratch.push(i);
+                }
+            }
+        }
+        if self.scratch.is_empty() {
             return None;
         }
-        self.build_identity(group, version, raw);
+        let components = Components::of(&group.name, &group.arch, version, raw);
+        self.identity.build_maximal(self.inv.family, &components);
+        set.retain_literal(&mut self.scratch, &self.identity);
+        if self.scratch.is_empty() {
+            return None;
+        }
+        self.identity.build(self.inv.family, &components);
         set.first_match(&self.scratch, &self.identity)
     }
 
     /// The rejected entry the installed version matches, if any.
     pub fn installed_rejected(&mut self, group: &Group, installed: &Installed) -> Option<u16> {
-        self.list_match(true, group, &installed.version, &installed.raw_version)
+        self.list_match(
+            true,
+            group,
+            &installed.version,
+            &installed.raw_version,
+            Some(&installed.trigrams),
+        )
     }
 
     pub fn decide(&mut self, _index: u32, r: &Record) -> Decision {
@@ -170,17 +233,17 @@ impl<'a> Decider<'a> {
         let group = &inv.groups[r.group as usize];
         let available = &inv.available[r.available as usize];
         let (version, raw) = (&available.version, available.raw_version.as_str());
-        if let Some(entry) = self.list_match(true, group, version, raw) {
-            return Decision::Rejected { entry };
-        }
+        let trigrams = Some(&available.trigrams);
         let secure = r.secure || self.zypp;
         let baseline = self.baseline;
 
-        let listed_entry = self.list_match(false, group, version, raw).or_else(|| {
-            r.notice
-                .filter(|&n| self.notice_listed[n as usize])
-                .map(|_| u16::MAX)
-        });
+        let listed_entry = self
+            .list_match(false, group, version, raw, trigrams)
+            .or_else(|| {
+                r.notice
+                    .filter(|&n| self.notice_listed[n as usize])
+                    .map(|_| u16::MAX)
+            });
         let list_ok = listed_entry.is_some() && (secure || baseline.approved_non_security);
 
         let mut approval = Approval {
@@ -200,10 +263,10 @@ impl<'a> Decider<'a> {
         } else {
             None
         };
-        let global_ok = self.global.matches(r);
-        if global_ok {
-            for (i, (rule, bound)) in baseline.rules.iter().zip(&self.rules).enumerate() {
-                if !bound.matches(r) {
+        let (global_ok, rule_mask) = self.classes[r.class as usize];
+        if global_ok && rule_mask != 0 {
+            for (i, rule) in baseline.rules.iter().enumerate() {
+                if rule_mask & (1 << i.min(15)) == 0 {
                     continue;
                 }
                 let i8 = i as u8;
@@ -227,13 +290,20 @@ impl<'a> Decider<'a> {
             }
         }
         if approved {
+            // Rejection wins over every approval; checked last because only
+            // an approval can be overturned by it.
+            if let Some(entry) = self.list_match(true, group, version, raw, trigrams) {
+                return Decision::Rejected { entry };
+            }
             return Decision::Approved(approval);
         }
-        Decision::NotApproved(blocker.unwrap_or(if global_ok || baseline.global.filters.is_empty() {
-            Blocker::NoRuleMatches
-        } else {
-            Blocker::GlobalFilters
-        }))
+        Decision::NotApproved(blocker.unwrap_or(
+            if global_ok || baseline.global.filters.is_empty() {
+                Blocker::NoRuleMatches
+            } else {
+                Blocker::GlobalFilters
+            },
+        ))
     }
 
     pub fn take_diagnostics(&mut self) -> Vec<String> {

@@ -136,7 +136,11 @@ impl Evaluation {
 }
 
 /// Judges `inv` against `baseline` at `opts.at`.
-pub fn evaluate(baseline: &CompiledBaseline, inv: &Inventory, opts: &EvalOptions<'_>) -> Evaluation {
+pub fn evaluate(
+    baseline: &CompiledBaseline,
+    inv: &Inventory,
+    opts: &EvalOptions<'_>,
+) -> Evaluation {
     let mut decider = Decider::new(baseline, inv, opts.at);
     let mut diagnostics = Vec::new();
     if baseline.os != inv.os {
@@ -213,8 +217,12 @@ pub fn evaluate(baseline: &CompiledBaseline, inv: &Inventory, opts: &EvalOptions
                     reason: Reason::Approved(approval),
                 }
             }
-            None => match decider.installed_rejected(group, &inv.installed[inst as usize]) {
-                Some(entry) if baseline.block => PatchVerdict {
+            None => match baseline
+                .block
+                .then(|| decider.installed_rejected(group, &inv.installed[inst as usize]))
+                .flatten()
+            {
+                Some(entry) => PatchVerdict {
                     group: g,
                     state: PatchState::InstalledRejected,
                     baseline_state: PatchState::InstalledRejected,
@@ -230,7 +238,11 @@ pub fn evaluate(baseline: &CompiledBaseline, inv: &Inventory, opts: &EvalOptions
                     level: ComplianceLevel::Unspecified,
                     reason: Reason::NotApproved {
                         record: explain.map(|(i, _)| i),
-                        blocker: if newer_exists { explain.map(|(_, b)| b) } else { None },
+                        blocker: if newer_exists {
+                            explain.map(|(_, b)| b)
+                        } else {
+                            None
+                        },
                     },
                 },
             },

@@ -20,7 +20,11 @@ pub enum PendingRebootScope {
     AnyInstallAfterBoot,
 }
 
-pub(super) fn pending_reboot(inv: &Inventory, verdicts: &mut [PatchVerdict], scope: PendingRebootScope) {
+pub(super) fn pending_reboot(
+    inv: &Inventory,
+    verdicts: &mut [PatchVerdict],
+    scope: PendingRebootScope,
+) {
     // Step 3: a NoReboot install after the last boot keeps its packages
     // pending. An unknown boot time cannot prove a reboot happened.
     let recorded_pending = match (inv.last_no_reboot_install, inv.boot_time) {
@@ -37,19 +41,28 @@ pub(super) fn pending_reboot(inv: &Inventory, verdicts: &mut [PatchVerdict], sco
         let installed = &inv.installed[i as usize];
         let after_boot = scope == PendingRebootScope::AnyInstallAfterBoot
             && matches!((installed.installed_time, inv.boot_time), (Some(t), Some(boot)) if t > boot);
-        let recorded =
-            recorded_pending && inv.pending_reboot_titles.contains(&inv.title(group, &installed.version));
+        let recorded = recorded_pending
+            && inv
+                .pending_reboot_titles
+                .contains(&inv.title(group, &installed.version));
         if after_boot || recorded {
             v.state = PatchState::InstalledPendingReboot;
         }
     }
 }
 
-pub(super) fn install_outcome(inv: &Inventory, verdicts: &mut [PatchVerdict], outcome: &InstallOutcome) {
+pub(super) fn install_outcome(
+    inv: &Inventory,
+    verdicts: &mut [PatchVerdict],
+    outcome: &InstallOutcome,
+) {
     match outcome {
         InstallOutcome::None => {}
         InstallOutcome::Baseline => {
-            for v in verdicts.iter_mut().filter(|v| v.state == PatchState::Missing) {
+            for v in verdicts
+                .iter_mut()
+                .filter(|v| v.state == PatchState::Missing)
+            {
                 v.state = PatchState::Failed;
             }
         }

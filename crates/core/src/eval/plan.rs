@@ -76,7 +76,11 @@ fn planned(inv: &Inventory, record: u32) -> PlannedInstall {
     }
 }
 
-fn plan(baseline: &CompiledBaseline, source: PlanSource, packages: Vec<PlannedInstall>) -> InstallPlan {
+fn plan(
+    baseline: &CompiledBaseline,
+    source: PlanSource,
+    packages: Vec<PlannedInstall>,
+) -> InstallPlan {
     InstallPlan {
         source,
         packages,
