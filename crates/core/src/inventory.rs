@@ -21,7 +21,8 @@ use crate::version::VersionError;
 use crate::version::deb::DebVersion;
 use crate::version::rpm::Evr;
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::FxHashMap;
+use std::collections::HashSet;
 use std::fmt;
 use std::ops::Range;
 
@@ -94,14 +95,14 @@ pub fn canonical_value(kind: AttrKind, family: Family, value: &str) -> String {
 #[derive(Debug, Default)]
 pub struct Symbols {
     names: Vec<String>,
-    index: HashMap<String, Sym>,
+    index: FxHashMap<String, Sym>,
 }
 
 impl Symbols {
     fn new() -> Symbols {
         Symbols {
             names: vec![String::new()],
-            index: HashMap::new(),
+            index: FxHashMap::default(),
         }
     }
 
@@ -222,8 +223,9 @@ pub struct Notice {
 pub struct Group {
     pub name: String,
     pub arch: String,
-    pub name_lc: String,
-    pub arch_lc: String,
+    /// Lower-cased name and arch, only when they differ from `name`/`arch`
+    /// (they rarely do); read them with [`Group::name_lc`] / [`Group::arch_lc`].
+    lower: Option<Box<(String, String)>>,
     /// The highest installed version of this `name.arch`.
     pub installed: Option<u32>,
     pub records: Range<u32>,
@@ -231,6 +233,16 @@ pub struct Group {
     pub trigrams: Trigrams,
     /// Byte triples of every identity string of every version in the group.
     pub trigrams_all: Trigrams,
+}
+
+impl Group {
+    pub fn name_lc(&self) -> &str {
+        self.lower.as_ref().map_or(&self.name, |l| &l.0)
+    }
+
+    pub fn arch_lc(&self) -> &str {
+        self.lower.as_ref().map_or(&self.arch, |l| &l.1)
+    }
 }
 
 #[derive(Debug)]
@@ -316,9 +328,6 @@ fn title_case(text: &str) -> String {
     }
 }
 
-fn version_key(name: &str, arch: &str, version: &Version) -> String {
-    format!("{name}\t{arch}\t{version}")
-}
 
 impl Inventory {
     /// Parses, groups and orders the facts. Fails on the first entry that
@@ -359,7 +368,7 @@ impl Inventory {
         let notices = builder.notices(&facts.notices);
 
         // name.arch → group members.
-        let mut by_group: HashMap<(&str, &str), GroupMembers> = HashMap::new();
+        let mut by_group: FxHashMap<(&str, &str), GroupMembers> = FxHashMap::default();
         for (i, pkg) in installed.iter().enumerate() {
             let entry = by_group
                 .entry((pkg.name.as_str(), pkg.arch.as_str()))
@@ -372,20 +381,12 @@ impl Inventory {
                 entry.0 = Some(i as u32);
             }
         }
-        for (i, (name, arch)) in avail_keys.iter().enumerate() {
-            by_group
-                .entry((name.as_str(), arch.as_str()))
-                .or_default()
-                .1
-                .push(i as u32);
+        for (i, &(name, arch)) in avail_keys.iter().enumerate() {
+            by_group.entry((name, arch)).or_default().1.push(i as u32);
         }
 
         // available index → notices listing it.
-        let mut key_to_available: HashMap<String, u32> = HashMap::new();
-        for (i, (name, arch)) in avail_keys.iter().enumerate() {
-            key_to_available.insert(version_key(name, arch, &available[i].version), i as u32);
-        }
-        let mut notices_of: HashMap<u32, Vec<u32>> = HashMap::new();
+        let mut notices_of: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
         for (n, notice) in facts.notices.iter().enumerate() {
             for pkg in &notice.packages {
                 let Ok(version) = Version::parse(family, &pkg.version) else {
@@ -395,7 +396,13 @@ impl Inventory {
                     ));
                     continue;
                 };
-                if let Some(&a) = key_to_available.get(&version_key(&pkg.name, &pkg.arch, &version))
+                let Some((_, members)) = by_group.get(&(pkg.name.as_str(), pkg.arch.as_str()))
+                else {
+                    continue;
+                };
+                if let Some(&a) = members
+                    .iter()
+                    .find(|&&a| available[a as usize].version.compare(&version) == Ordering::Equal)
                 {
                     let list = notices_of.entry(a).or_default();
                     if !list.contains(&(n as u32)) {
@@ -485,14 +492,15 @@ impl Inventory {
                 trigrams_all: all,
                 name: name.to_string(),
                 arch: arch.to_string(),
-                name_lc: name.to_ascii_lowercase(),
-                arch_lc: arch.to_ascii_lowercase(),
+                lower: (name.bytes().any(|b| b.is_ascii_uppercase())
+                    || arch.bytes().any(|b| b.is_ascii_uppercase()))
+                .then(|| Box::new((name.to_ascii_lowercase(), arch.to_ascii_lowercase()))),
                 installed: inst,
                 records: start..records.len() as u32,
             });
         }
 
-        let mut class_index: HashMap<[Sym; 4], u16> = HashMap::new();
+        let mut class_index: FxHashMap<[Sym; 4], u16> = FxHashMap::default();
         let mut attr_classes = Vec::new();
         for r in &mut records {
             let attrs = [r.classification, r.severity, r.priority, r.section];
@@ -573,7 +581,7 @@ impl Builder {
             .iter()
             .enumerate()
             .map(|(i, pkg)| {
-                check_name(&format!("installed[{i}]"), &pkg.name, &pkg.arch)?;
+                check_name(|| format!("installed[{i}]"), &pkg.name, &pkg.arch)?;
                 let version = Version::parse(self.family, &pkg.version).map_err(|source| {
                     InventoryError::BadVersion {
                         place: format!("installed[{i}]"),
@@ -598,21 +606,21 @@ impl Builder {
             .collect()
     }
 
-    /// Merges the same version offered by several repositories into one entry.
+    /// Merges the same version offered by several repositories into one
+    /// entry. Returns the entries and their (name, arch).
     #[allow(clippy::type_complexity)]
-    fn available(
+    fn available<'f>(
         &mut self,
-        facts: &NodeFacts,
-    ) -> Result<(Vec<Available>, Vec<(String, String)>), InventoryError> {
+        facts: &'f NodeFacts,
+    ) -> Result<(Vec<Available>, Vec<(&'f str, &'f str)>), InventoryError> {
         let mut out: Vec<Available> = Vec::with_capacity(facts.available.len());
-        let mut keys: Vec<(String, String)> = Vec::with_capacity(facts.available.len());
-        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut keys: Vec<(&str, &str)> = Vec::with_capacity(facts.available.len());
+        let mut seen: FxHashMap<(&str, &str), Vec<usize>> = FxHashMap::default();
         for (i, pkg) in facts.available.iter().enumerate() {
-            let place = format!("available[{i}]");
-            check_name(&place, &pkg.name, &pkg.arch)?;
+            check_name(|| format!("available[{i}]"), &pkg.name, &pkg.arch)?;
             let version = Version::parse(self.family, &pkg.version).map_err(|source| {
                 InventoryError::BadVersion {
-                    place: place.clone(),
+                    place: format!("available[{i}]"),
                     name: pkg.name.clone(),
                     arch: pkg.arch.clone(),
                     source,
@@ -622,7 +630,7 @@ impl Builder {
             for origin in &pkg.origins {
                 if !origin.trusted && looks_like_security(origin) {
                     self.diagnostics.push(format!(
-                        "{place} ({}.{} {}): origin {} looks like a security archive but is not trusted; not counted as security",
+                        "available[{i}] ({}.{} {}): origin {} looks like a security archive but is not trusted; not counted as security",
                         pkg.name,
                         pkg.arch,
                         pkg.version,
@@ -634,15 +642,16 @@ impl Builder {
                     ));
                 }
             }
-            let key = version_key(&pkg.name, &pkg.arch, &version);
-            if let Some(&j) = seen.get(&key) {
+            let same_package = seen.entry((&pkg.name, &pkg.arch)).or_default();
+            if let Some(&j) = same_package
+                .iter()
+                .find(|&&j| out[j].version.compare(&version) == Ordering::Equal)
+            {
                 let merged = &mut out[j];
                 merged.repositories.extend(pkg.repository.iter().cloned());
                 merged.security_origin |= security_origin;
-                merged.first_seen =
-                    min_opt(merged.first_seen, pkg.first_seen.map(|t| t.as_second()));
-                merged.build_time =
-                    max_opt(merged.build_time, pkg.build_time.map(|t| t.as_second()));
+                merged.first_seen = min_opt(merged.first_seen, pkg.first_seen.map(|t| t.as_second()));
+                merged.build_time = max_opt(merged.build_time, pkg.build_time.map(|t| t.as_second()));
                 // Keep the smallest spelling so that the order of the facts does not matter.
                 if let Some(p) = &pkg.priority
                     && merged.priority_text.as_ref().is_none_or(|m| p < m)
@@ -655,7 +664,7 @@ impl Builder {
                 }
                 continue;
             }
-            seen.insert(key, out.len());
+            same_package.push(out.len());
             self.identity.build_maximal(
                 self.family,
                 &Components::of(&pkg.name, &pkg.arch, &version, &pkg.version),
@@ -675,7 +684,7 @@ impl Builder {
                 security_origin,
                 trigrams,
             });
-            keys.push((pkg.name.clone(), pkg.arch.clone()));
+            keys.push((pkg.name.as_str(), pkg.arch.as_str()));
         }
         Ok((out, keys))
     }
@@ -817,17 +826,17 @@ fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     }
 }
 
-fn check_name(place: &str, name: &str, arch: &str) -> Result<(), InventoryError> {
+fn check_name(place: impl Fn() -> String, name: &str, arch: &str) -> Result<(), InventoryError> {
     let bad = |s: &str| s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control());
     if bad(name) {
         return Err(InventoryError::Invalid {
-            place: place.to_string(),
+            place: place(),
             what: format!("package name '{name}' is empty or contains white space"),
         });
     }
     if bad(arch) {
         return Err(InventoryError::Invalid {
-            place: place.to_string(),
+            place: place(),
             what: format!("architecture '{arch}' of {name} is empty or contains white space"),
         });
     }

@@ -124,14 +124,14 @@ impl<'a> Decider<'a> {
     pub fn enter_group(&mut self, group: &Group) {
         let baseline = self.baseline;
         baseline.approved.candidates(
-            &group.name_lc,
-            &group.arch_lc,
+            group.name_lc(),
+            group.arch_lc(),
             &group.trigrams_all,
             &mut self.approved_candidates,
         );
         baseline.rejected.candidates(
-            &group.name_lc,
-            &group.arch_lc,
+            group.name_lc(),
+            group.arch_lc(),
             &group.trigrams_all,
             &mut self.rejected_candidates,
         );

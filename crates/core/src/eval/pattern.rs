@@ -126,15 +126,15 @@ fn glob_matches(atoms: &[Atom], s: &[u8]) -> bool {
 pub struct Trigrams([u64; 8]);
 
 impl Trigrams {
-    fn bit(t: &[u8]) -> usize {
-        let h = (u32::from(t[0]) << 16 | u32::from(t[1]) << 8 | u32::from(t[2]))
-            .wrapping_mul(0x9E37_79B1);
-        (h >> 23) as usize
-    }
-
     fn add_str(&mut self, s: &[u8]) {
-        for t in s.windows(3) {
-            let bit = Self::bit(t);
+        let [a, b, rest @ ..] = s else {
+            return;
+        };
+        // Rolling: `h` holds the last three bytes; one multiply hashes them.
+        let mut h = u32::from(*a) << 8 | u32::from(*b);
+        for &c in rest {
+            h = (h << 8 | u32::from(c)) & 0x00FF_FFFF;
+            let bit = (h.wrapping_mul(0x9E37_79B1) >> 23) as usize;
             self.0[bit / 64] |= 1 << (bit % 64);
         }
     }
@@ -372,7 +372,7 @@ impl Identity {
     }
 
     /// Only the longest forms, of which every other form is a substring
-    /// (RPM: forms 5, 10, 11, 12; APT: `n-v` and `n.a:v`). Enough to rule an
+    /// (RPM: forms 10, 11, 12; APT: `n-v` and `n.a:v`). Enough to rule an
     /// entry out by its literals, at a third of the cost of all forms.
     pub fn build_maximal(&mut self, family: Family, c: &Components<'_>) {
         self.buf.clear();
@@ -387,7 +387,7 @@ impl Identity {
             (_, Some((e, v, r))) => {
                 let mut digits = [0u8; 10];
                 let e = u32_text(e, &mut digits);
-                self.push(&[n, "-", v, "-", r, ".", a]);
+                // `n-v-r.a` is a suffix of `e:n-v-r.a`, so it is not needed.
                 self.push(&[n, "-", e, ":", v, "-", r, ".", a]);
                 self.push(&[e, ":", n, "-", v, "-", r, ".", a]);
                 self.push(&[n, ".", a, ":", e, ":", v, "-", r]);
