@@ -20,8 +20,8 @@ use crate::release_date::parse_notice_date;
 use crate::version::VersionError;
 use crate::version::deb::DebVersion;
 use crate::version::rpm::Evr;
-use std::cmp::Ordering;
 use rustc_hash::FxHashMap;
+use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::fmt;
 use std::ops::Range;
@@ -161,6 +161,9 @@ pub struct Installed {
     pub installed_time: Option<i64>,
     /// Byte triples of this version's identity strings, for list matching.
     pub trigrams: Trigrams,
+    /// The first byte of the version (RPM: of the version part), lower-cased:
+    /// a letter here lets letter-led list entries match version-led forms.
+    pub lead: u8,
 }
 
 /// One version of one package offered by the enabled repositories.
@@ -179,6 +182,8 @@ pub struct Available {
     pub security_origin: bool,
     /// Byte triples of this version's identity strings, for list matching.
     pub trigrams: Trigrams,
+    /// As [`Installed::lead`].
+    pub lead: u8,
 }
 
 /// A candidate: one available version, with the attributes of one notice
@@ -233,6 +238,8 @@ pub struct Group {
     pub trigrams: Trigrams,
     /// Byte triples of every identity string of every version in the group.
     pub trigrams_all: Trigrams,
+    /// First bytes of the lower-cased name and arch.
+    pub leads: [u8; 2],
 }
 
 impl Group {
@@ -327,7 +334,6 @@ fn title_case(text: &str) -> String {
         None => String::new(),
     }
 }
-
 
 impl Inventory {
     /// Parses, groups and orders the facts. Fails on the first entry that
@@ -487,7 +493,9 @@ impl Inventory {
             if let Some(i) = inst {
                 all = all.union(&installed[i as usize].trigrams);
             }
+            let first = |s: &str| s.as_bytes().first().map_or(0, u8::to_ascii_lowercase);
             groups.push(Group {
+                leads: [first(name), first(arch)],
                 trigrams: versionless,
                 trigrams_all: all,
                 name: name.to_string(),
@@ -594,8 +602,10 @@ impl Builder {
                     self.family,
                     &Components::of(&pkg.name, &pkg.arch, &version, &pkg.version),
                 );
+                let lead = version_lead(&version);
                 Ok(Installed {
                     trigrams: self.identity.trigrams(),
+                    lead,
                     name: pkg.name.clone(),
                     arch: pkg.arch.clone(),
                     version,
@@ -650,8 +660,10 @@ impl Builder {
                 let merged = &mut out[j];
                 merged.repositories.extend(pkg.repository.iter().cloned());
                 merged.security_origin |= security_origin;
-                merged.first_seen = min_opt(merged.first_seen, pkg.first_seen.map(|t| t.as_second()));
-                merged.build_time = max_opt(merged.build_time, pkg.build_time.map(|t| t.as_second()));
+                merged.first_seen =
+                    min_opt(merged.first_seen, pkg.first_seen.map(|t| t.as_second()));
+                merged.build_time =
+                    max_opt(merged.build_time, pkg.build_time.map(|t| t.as_second()));
                 // Keep the smallest spelling so that the order of the facts does not matter.
                 if let Some(p) = &pkg.priority
                     && merged.priority_text.as_ref().is_none_or(|m| p < m)
@@ -670,6 +682,7 @@ impl Builder {
                 &Components::of(&pkg.name, &pkg.arch, &version, &pkg.version),
             );
             let trigrams = self.identity.trigrams();
+            let lead = version_lead(&version);
             let priority = self.sym(AttrKind::Priority, pkg.priority.as_deref());
             let section = self.sym(AttrKind::Section, pkg.section.as_deref());
             out.push(Available {
@@ -683,6 +696,7 @@ impl Builder {
                 first_seen: pkg.first_seen.map(|t| t.as_second()),
                 security_origin,
                 trigrams,
+                lead,
             });
             keys.push((pkg.name.as_str(), pkg.arch.as_str()));
         }
@@ -808,6 +822,14 @@ impl Builder {
             class: 0,
         }
     }
+}
+
+fn version_lead(version: &Version) -> u8 {
+    let text = match version {
+        Version::Rpm(evr) => evr.version(),
+        Version::Deb(v) => v.upstream(),
+    };
+    text.as_bytes().first().map_or(b'0', u8::to_ascii_lowercase)
 }
 
 fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {

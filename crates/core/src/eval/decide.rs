@@ -123,15 +123,23 @@ impl<'a> Decider<'a> {
     /// Narrows the list entries to those that may match this package.
     pub fn enter_group(&mut self, group: &Group) {
         let baseline = self.baseline;
+        // Most packages start with a byte no entry starts with: then only
+        // the `always` entries are candidates and the name is not read.
+        let (name, arch) =
+            if baseline.approved.leads(group.leads) || baseline.rejected.leads(group.leads) {
+                (group.name_lc(), group.arch_lc())
+            } else {
+                ("", "")
+            };
         baseline.approved.candidates(
-            group.name_lc(),
-            group.arch_lc(),
+            name,
+            arch,
             &group.trigrams_all,
             &mut self.approved_candidates,
         );
         baseline.rejected.candidates(
-            group.name_lc(),
-            group.arch_lc(),
+            name,
+            arch,
             &group.trigrams_all,
             &mut self.rejected_candidates,
         );
@@ -170,6 +178,7 @@ impl<'a> Decider<'a> {
         version: &Version,
         raw: &str,
         trigrams: Option<&Trigrams>,
+        lead: u8,
     ) -> Option<u16> {
         let (set, group_hit, base) = if rejected {
             (
@@ -193,12 +202,8 @@ impl<'a> Decider<'a> {
             .extend(base.iter().copied().filter(|&i| possible(i)));
         // Versions may start with a letter on RPM: then entries led by that
         // letter may match the version-led forms.
-        let first = match version {
-            Version::Rpm(evr) => evr.version().as_bytes().first().copied(),
-            Version::Deb(v) => v.upstream().as_bytes().first().copied(),
-        };
-        if let Some(first) = first.filter(|b| !b.is_ascii_digit()) {
-            for &i in set.bucket(first.to_ascii_lowercase()) {
+        if !lead.is_ascii_digit() {
+            for &i in set.bucket(lead) {
                 if possible(i) && !self.scratch.contains(&i) {
                     self.scratch.push(i);
                 }
@@ -225,6 +230,7 @@ impl<'a> Decider<'a> {
             &installed.version,
             &installed.raw_version,
             Some(&installed.trigrams),
+            installed.lead,
         )
     }
 
@@ -238,7 +244,7 @@ impl<'a> Decider<'a> {
         let baseline = self.baseline;
 
         let listed_entry = self
-            .list_match(false, group, version, raw, trigrams)
+            .list_match(false, group, version, raw, trigrams, available.lead)
             .or_else(|| {
                 r.notice
                     .filter(|&n| self.notice_listed[n as usize])
@@ -292,7 +298,9 @@ impl<'a> Decider<'a> {
         if approved {
             // Rejection wins over every approval; checked last because only
             // an approval can be overturned by it.
-            if let Some(entry) = self.list_match(true, group, version, raw, trigrams) {
+            if let Some(entry) =
+                self.list_match(true, group, version, raw, trigrams, available.lead)
+            {
                 return Decision::Rejected { entry };
             }
             return Decision::Approved(approval);

@@ -542,6 +542,11 @@ impl PatternSet {
         }
     }
 
+    /// Whether some entry's literal start begins with one of these bytes.
+    pub fn leads(&self, bytes: [u8; 2]) -> bool {
+        bytes.iter().any(|&b| self.bucket_of[b as usize] != 0)
+    }
+
     /// The entries whose literal start begins with byte `b`.
     pub fn bucket(&self, b: u8) -> &[u16] {
         match self.bucket_of.get(b as usize) {
