@@ -154,8 +154,6 @@ pub enum DateSource {
 
 #[derive(Debug)]
 pub struct Installed {
-    pub name: String,
-    pub arch: String,
     pub version: Version,
     pub raw_version: String,
     pub installed_time: Option<i64>,
@@ -171,7 +169,6 @@ pub struct Installed {
 pub struct Available {
     pub version: Version,
     pub raw_version: String,
-    pub repositories: Vec<String>,
     pub priority: Sym,
     pub section: Sym,
     /// Original spellings, for reports.
@@ -375,9 +372,9 @@ impl Inventory {
 
         // name.arch → group members.
         let mut by_group: FxHashMap<(&str, &str), GroupMembers> = FxHashMap::default();
-        for (i, pkg) in installed.iter().enumerate() {
+        for (i, (pkg, facts_pkg)) in installed.iter().zip(&facts.installed).enumerate() {
             let entry = by_group
-                .entry((pkg.name.as_str(), pkg.arch.as_str()))
+                .entry((facts_pkg.name.as_str(), facts_pkg.arch.as_str()))
                 .or_default();
             let better = match entry.0 {
                 None => true,
@@ -426,11 +423,6 @@ impl Inventory {
                     .cmp(&facts.notices[y as usize].id)
                     .then(x.cmp(&y))
             });
-        }
-        let mut available = available;
-        for a in &mut available {
-            a.repositories.sort();
-            a.repositories.dedup();
         }
 
         let mut keys: Vec<(&str, &str)> = by_group.keys().copied().collect();
@@ -606,8 +598,6 @@ impl Builder {
                 Ok(Installed {
                     trigrams: self.identity.trigrams(),
                     lead,
-                    name: pkg.name.clone(),
-                    arch: pkg.arch.clone(),
                     version,
                     raw_version: pkg.version.clone(),
                     installed_time: pkg.installed_time.map(|t| t.as_second()),
@@ -658,7 +648,6 @@ impl Builder {
                 .find(|&&j| out[j].version.compare(&version) == Ordering::Equal)
             {
                 let merged = &mut out[j];
-                merged.repositories.extend(pkg.repository.iter().cloned());
                 merged.security_origin |= security_origin;
                 merged.first_seen =
                     min_opt(merged.first_seen, pkg.first_seen.map(|t| t.as_second()));
@@ -688,7 +677,6 @@ impl Builder {
             out.push(Available {
                 version,
                 raw_version: pkg.version.clone(),
-                repositories: pkg.repository.iter().cloned().collect(),
                 priority,
                 section,
                 priority_text: pkg.priority.clone(),

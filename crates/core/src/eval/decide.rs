@@ -60,12 +60,13 @@ pub(super) struct Decider<'a> {
     classes: Vec<(bool, u16)>,
     /// Per notice: listed by id, CVE or Bugzilla id in the approved list.
     notice_listed: Vec<bool>,
-    approved_candidates: Vec<u16>,
-    rejected_candidates: Vec<u16>,
-    /// An entry matching the package's name (or name.arch): it matches
-    /// every version, so no version needs its identity strings built.
-    approved_group_hit: Option<u16>,
-    rejected_group_hit: Option<u16>,
+    /// Per list (approved, rejected), for the current package: prepared yet,
+    /// the candidate entries, and an entry matching the package's name (or
+    /// name.arch), which matches every version without building any
+    /// identity string.
+    prepared: [bool; 2],
+    candidates: [Vec<u16>; 2],
+    group_hit: [Option<u16>; 2],
     scratch: Vec<u16>,
     identity: Identity,
     diagnostics: Vec<String>,
@@ -110,10 +111,9 @@ impl<'a> Decider<'a> {
                     .collect()
             },
             notice_listed,
-            approved_candidates: Vec::new(),
-            rejected_candidates: Vec::new(),
-            approved_group_hit: None,
-            rejected_group_hit: None,
+            prepared: [false, false],
+            candidates: [Vec::new(), Vec::new()],
+            group_hit: [None, None],
             scratch: Vec::new(),
             identity: Identity::default(),
             diagnostics: Vec::new(),
@@ -121,50 +121,38 @@ impl<'a> Decider<'a> {
     }
 
     /// Narrows the list entries to those that may match this package.
-    pub fn enter_group(&mut self, group: &Group) {
-        let baseline = self.baseline;
+    pub fn enter_group(&mut self, _group: &Group) {
+        self.prepared = [false, false];
+    }
+
+    /// Narrows one list (0 approved, 1 rejected) to the entries that may
+    /// match some version of this package, and resolves the entries that
+    /// match its versionless forms. Done on the first need in a package:
+    /// most packages never need the approved list (no security version) and
+    /// many never need the rejected one.
+    fn prepare_list(&mut self, which: usize, group: &Group) {
+        self.prepared[which] = true;
+        let set = if which == 0 {
+            &self.baseline.approved
+        } else {
+            &self.baseline.rejected
+        };
         // Most packages start with a byte no entry starts with: then only
         // the `always` entries are candidates and the name is not read.
-        let (name, arch) =
-            if baseline.approved.leads(group.leads) || baseline.rejected.leads(group.leads) {
-                (group.name_lc(), group.arch_lc())
-            } else {
-                ("", "")
-            };
-        baseline.approved.candidates(
-            name,
-            arch,
-            &group.trigrams_all,
-            &mut self.approved_candidates,
-        );
-        baseline.rejected.candidates(
-            name,
-            arch,
-            &group.trigrams_all,
-            &mut self.rejected_candidates,
-        );
-        self.approved_group_hit = None;
-        self.rejected_group_hit = None;
+        let (name, arch) = if set.leads(group.leads) {
+            (group.name_lc(), group.arch_lc())
+        } else {
+            ("", "")
+        };
+        let candidates = &mut self.candidates[which];
+        set.candidates(name, arch, &group.trigrams_all, candidates);
+        self.group_hit[which] = None;
         self.scratch.clear();
-        self.scratch.extend_from_slice(&self.approved_candidates);
-        baseline
-            .approved
-            .retain_possible(&mut self.scratch, &group.trigrams);
-        let approved_possible = !self.scratch.is_empty();
-        if approved_possible {
-            self.identity.build_versionless(&group.name, &group.arch);
-            self.approved_group_hit = baseline.approved.first_match(&self.scratch, &self.identity);
-        }
-        self.scratch.clear();
-        self.scratch.extend_from_slice(&self.rejected_candidates);
-        baseline
-            .rejected
-            .retain_possible(&mut self.scratch, &group.trigrams);
+        self.scratch.extend_from_slice(candidates);
+        set.retain_possible(&mut self.scratch, &group.trigrams);
         if !self.scratch.is_empty() {
-            if !approved_possible {
-                self.identity.build_versionless(&group.name, &group.arch);
-            }
-            self.rejected_group_hit = baseline.rejected.first_match(&self.scratch, &self.identity);
+            self.identity.build_versionless(&group.name, &group.arch);
+            self.group_hit[which] = set.first_match(&self.scratch, &self.identity);
         }
     }
 
@@ -180,20 +168,20 @@ impl<'a> Decider<'a> {
         trigrams: Option<&Trigrams>,
         lead: u8,
     ) -> Option<u16> {
-        let (set, group_hit, base) = if rejected {
-            (
-                &self.baseline.rejected,
-                self.rejected_group_hit,
-                &self.rejected_candidates,
-            )
+        let set = if rejected {
+            &self.baseline.rejected
         } else {
-            (
-                &self.baseline.approved,
-                self.approved_group_hit,
-                &self.approved_candidates,
-            )
+            &self.baseline.approved
         };
-        if group_hit.is_some() || set.is_empty() {
+        if set.is_empty() {
+            return None;
+        }
+        let which = usize::from(rejected);
+        if !self.prepared[which] {
+            self.prepare_list(which, group);
+        }
+        let (group_hit, base) = (self.group_hit[which], &self.candidates[which]);
+        if group_hit.is_some() {
             return group_hit;
         }
         let possible = |i: u16| trigrams.is_none_or(|t| set.get(i).may_match(t));
@@ -243,14 +231,22 @@ impl<'a> Decider<'a> {
         let secure = r.secure || self.zypp;
         let baseline = self.baseline;
 
-        let listed_entry = self
-            .list_match(false, group, version, raw, trigrams, available.lead)
-            .or_else(|| {
-                r.notice
-                    .filter(|&n| self.notice_listed[n as usize])
-                    .map(|_| u16::MAX)
-            });
-        let list_ok = listed_entry.is_some() && (secure || baseline.approved_non_security);
+        // The list cannot approve a non-security record unless the baseline
+        // allows it; then it is not even matched (most records are such:
+        // installed versions, notice-less packages). `list_gated` recovers
+        // the explanation for the one record a verdict reports.
+        let list_can_approve = secure || baseline.approved_non_security;
+        let listed_entry = if list_can_approve {
+            self.list_match(false, group, version, raw, trigrams, available.lead)
+                .or_else(|| {
+                    r.notice
+                        .filter(|&n| self.notice_listed[n as usize])
+                        .map(|_| u16::MAX)
+                })
+        } else {
+            None
+        };
+        let list_ok = listed_entry.is_some();
 
         let mut approval = Approval {
             level: ComplianceLevel::Unspecified,
@@ -264,11 +260,7 @@ impl<'a> Decider<'a> {
             approval.list_entry = listed_entry;
         }
 
-        let mut blocker = if listed_entry.is_some() && !list_ok {
-            Some(Blocker::NonSecurity { rule: None })
-        } else {
-            None
-        };
+        let mut blocker = None;
         let (global_ok, rule_mask) = self.classes[r.class as usize];
         if global_ok && rule_mask != 0 {
             for (i, rule) in baseline.rules.iter().enumerate() {
@@ -312,6 +304,32 @@ impl<'a> Decider<'a> {
                 Blocker::GlobalFilters
             },
         ))
+    }
+
+    /// For the record that explains a package's `InstalledOther`: when no
+    /// rule came close, whether the approved list would have approved it but
+    /// for ApprovedPatchesEnableNonSecurity (spec §8 #4).
+    pub fn refine(&mut self, r: &Record, blocker: Blocker) -> Blocker {
+        let weak = matches!(blocker, Blocker::NoRuleMatches | Blocker::GlobalFilters);
+        if !weak || r.secure || self.zypp || self.baseline.approved_non_security {
+            return blocker;
+        }
+        let inv = self.inv;
+        let group = &inv.groups[r.group as usize];
+        let available = &inv.available[r.available as usize];
+        let listed = self.list_match(
+            false,
+            group,
+            &available.version,
+            &available.raw_version,
+            Some(&available.trigrams),
+            available.lead,
+        );
+        if listed.is_some() {
+            Blocker::NonSecurity { rule: None }
+        } else {
+            blocker
+        }
     }
 
     pub fn take_diagnostics(&mut self) -> Vec<String> {

@@ -238,11 +238,9 @@ pub fn evaluate(
                     level: ComplianceLevel::Unspecified,
                     reason: Reason::NotApproved {
                         record: explain.map(|(i, _)| i),
-                        blocker: if newer_exists {
-                            explain.map(|(_, b)| b)
-                        } else {
-                            None
-                        },
+                        blocker: explain
+                            .filter(|_| newer_exists)
+                            .map(|(i, b)| decider.refine(&inv.records[i as usize], b)),
                     },
                 },
             },

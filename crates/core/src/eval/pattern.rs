@@ -236,16 +236,18 @@ impl Pattern {
     fn fits_name(&self, name_lc: &str) -> bool {
         let prefix = self.prefix().as_bytes();
         let name = name_lc.as_bytes();
+        let k = prefix.len().min(name.len());
+        // A byte loop: these strings are short, and a `memcmp` call costs
+        // more than comparing them here.
+        if !prefix[..k].iter().zip(&name[..k]).all(|(a, b)| a == b) {
+            return false;
+        }
         if self.is_glob() {
-            let k = prefix.len().min(name.len());
-            if prefix[..k] != name[..k] {
-                return false;
-            }
             // A literal start longer than the name must continue with a
             // separator that some identity form puts after the name.
             prefix.len() <= name.len() || matches!(prefix[name.len()], b'.' | b'-' | b':')
         } else {
-            prefix.starts_with(name)
+            prefix.len() >= name.len()
                 && (prefix.len() == name.len() || matches!(prefix[name.len()], b'.' | b'-' | b':'))
         }
     }
