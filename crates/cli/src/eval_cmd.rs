@@ -6,7 +6,9 @@ use anyhow::{Context, Result, anyhow};
 use clap::{Args, ValueEnum};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use jiff::Timestamp;
-use patchfleet_core::baseline::parse_install_override_list;
+use patchfleet_core::baseline::{
+    parse_baseline_override, parse_install_override_list, select_override,
+};
 use patchfleet_core::compliance::PatchState;
 use patchfleet_core::eval::{
     CompiledBaseline, CompiledOverride, EvalOptions, InstallOutcome, Operation, PendingRebootScope,
@@ -34,10 +36,14 @@ pub struct EvalArgs {
     /// Baseline file (JSON or YAML with SSM field names).
     #[arg(
         long,
-        conflicts_with = "predefined",
-        required_unless_present = "predefined"
+        conflicts_with_all = ["predefined", "baseline_override"],
+        required_unless_present_any = ["predefined", "baseline_override"]
     )]
     baseline: Option<PathBuf>,
+    /// BaselineOverride document: a JSON array of baselines; the entry for
+    /// the node's operating system is used.
+    #[arg(long, conflicts_with_all = ["predefined", "install_override_list"])]
+    baseline_override: Option<PathBuf>,
     /// A predefined baseline by name or id, e.g. AWS-UbuntuDefaultPatchBaseline.
     #[arg(long)]
     predefined: Option<String>,
@@ -76,9 +82,18 @@ pub enum ScopeArg {
 }
 
 pub fn run(args: &EvalArgs) -> Result<ExitCode> {
-    let baseline = load_baseline(args.baseline.as_deref(), args.predefined.as_deref())?;
-    let compiled = CompiledBaseline::compile(&baseline)?;
     let facts = load_facts(&args.facts)?;
+    let baseline = match &args.baseline_override {
+        Some(path) => {
+            let entries = parse_baseline_override(&read_text(path)?)
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            select_override(&entries, facts.os.operating_system)
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?
+                .clone()
+        }
+        None => load_baseline(args.baseline.as_deref(), args.predefined.as_deref())?,
+    };
+    let compiled = CompiledBaseline::compile(&baseline)?;
     let inventory =
         Inventory::prepare(&facts).with_context(|| format!("{}", args.facts.display()))?;
     let override_list = match &args.install_override_list {
@@ -137,7 +152,12 @@ fn print_table(report: &Report, baseline_name: &str, all: bool) {
         .overall_severity
         .map(|l| format!(" (severity {l})"))
         .unwrap_or_default();
-    println!("Baseline:   {} {}", baseline_name, s.baseline_id);
+    let name = if baseline_name.is_empty() {
+        "(unnamed)"
+    } else {
+        baseline_name
+    };
+    println!("Baseline:   {name} {}", s.baseline_id);
     println!("Compliance: {}{}", c.status, severity);
     println!(
         "Installed {}  InstalledOther {}  InstalledPendingReboot {}  InstalledRejected {}  Missing {}  Failed {}  NotApplicable {}",

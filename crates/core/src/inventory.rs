@@ -541,6 +541,17 @@ impl Inventory {
         })
     }
 
+    /// A `NoReboot` install left patches pending and the node has not booted
+    /// since (an unknown boot time cannot prove that it has).
+    pub fn no_reboot_install_pending(&self) -> bool {
+        !self.pending_reboot_titles.is_empty()
+            && match (self.last_no_reboot_install, self.boot_time) {
+                (Some(install), Some(boot)) => install > boot,
+                (Some(_), None) => true,
+                (None, _) => false,
+            }
+    }
+
     pub fn group_records(&self, group: &Group) -> &[Record] {
         &self.records[group.records.start as usize..group.records.end as usize]
     }

@@ -11,11 +11,13 @@ mod decide;
 mod overlay;
 pub mod pattern;
 mod plan;
+mod reboot;
 
 pub use compile::{CompileError, CompiledBaseline};
 pub use decide::{Approval, Blocker, Decision};
 pub use overlay::PendingRebootScope;
 pub use plan::{CompiledOverride, InstallPlan, PlanSource, PlannedInstall};
+pub use reboot::{RebootOption, reboot_after};
 
 use crate::compliance::{ComplianceLevel, ComplianceStatus, PatchState};
 use crate::inventory::Inventory;

@@ -25,13 +25,8 @@ pub(super) fn pending_reboot(
     verdicts: &mut [PatchVerdict],
     scope: PendingRebootScope,
 ) {
-    // Step 3: a NoReboot install after the last boot keeps its packages
-    // pending. An unknown boot time cannot prove a reboot happened.
-    let recorded_pending = match (inv.last_no_reboot_install, inv.boot_time) {
-        (Some(install), Some(boot)) => boot < install,
-        (Some(_), None) => true,
-        (None, _) => false,
-    } && !inv.pending_reboot_titles.is_empty();
+    // Step 3: a NoReboot install after the last boot keeps its packages pending.
+    let recorded_pending = inv.no_reboot_install_pending();
     for v in verdicts.iter_mut() {
         if !matches!(v.state, PatchState::Installed | PatchState::InstalledOther) {
             continue;
