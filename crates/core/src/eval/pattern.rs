@@ -637,14 +637,6 @@ mod tests {
             "d?us",
             "[a-d]bus.x86_64",
         ];
-        for entry in matching {
-            let set = PatternSet::new(&[entry]);
-            assert_eq!(
-                set.find(Family::Rpm, &dbus()),
-                Some(0),
-                "{entry} should match"
-            );
-        }
         let not_matching = [
             "dbu",
             "dbus-libs",
@@ -656,13 +648,13 @@ mod tests {
             "1.12.2",
             "[e-z]bus",
         ];
-        for entry in not_matching {
-            let set = PatternSet::new(&[entry]);
-            assert_eq!(
-                set.find(Family::Rpm, &dbus()),
-                None,
-                "{entry} should not match"
-            );
+        let cases = matching
+            .iter()
+            .map(|e| (e, true))
+            .chain(not_matching.iter().map(|e| (e, false)));
+        for (entry, want) in cases {
+            let got = PatternSet::new(&[entry]).find(Family::Rpm, &dbus());
+            assert_eq!(got.is_some(), want, "{entry}: expected match = {want}");
         }
     }
 
