@@ -67,6 +67,10 @@ pub struct EvalArgs {
     /// Table output: also list InstalledOther packages.
     #[arg(long)]
     all: bool,
+    /// Also list the NotApplicable packages (approved, not installed), which
+    /// are otherwise only counted.
+    #[arg(long)]
+    not_applicable: bool,
     /// Node id shown in the summary.
     #[arg(long, default_value = "")]
     instance_id: String,
@@ -135,6 +139,7 @@ pub fn run(args: &EvalArgs) -> Result<ExitCode> {
             .install_override_list
             .as_ref()
             .map(|p| p.display().to_string()),
+        include_not_applicable: args.not_applicable,
         ..ReportContext::default()
     };
     let report = render(&evaluation, &inventory, &compiled, &context);
@@ -185,7 +190,7 @@ fn print_table(report: &Report, baseline_name: &str, all: bool) {
         "Reason",
     ]);
     let mut hidden = 0;
-    for p in &report.patches {
+    for p in report.patches.iter().chain(&report.not_applicable) {
         if !all && p.state == PatchState::InstalledOther {
             hidden += 1;
             continue;

@@ -21,6 +21,8 @@ pub struct ReportContext {
     pub operation_end: Option<Timestamp>,
     pub reboot_option: Option<String>,
     pub install_override_list: Option<String>,
+    /// Also list the `NotApplicable` packages (Patch Manager only counts them).
+    pub include_not_applicable: bool,
 }
 
 /// Exactly the members of SSM's `InstancePatchState`.
@@ -107,6 +109,9 @@ pub struct Report {
     pub instance_patch_state: InstancePatchState,
     pub compliance: ComplianceSummary,
     pub patches: Vec<PatchRecord>,
+    /// Only when asked for (`ReportContext::include_not_applicable`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_applicable: Vec<PatchRecord>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub install_plan: Option<InstallPlan>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -163,6 +168,14 @@ pub fn render(
             .iter()
             .map(|v| patch_record(v, inv, baseline))
             .collect(),
+        not_applicable: if ctx.include_not_applicable {
+            eval.not_applicable
+                .iter()
+                .map(|v| patch_record(v, inv, baseline))
+                .collect()
+        } else {
+            Vec::new()
+        },
         install_plan: eval.plan.clone(),
         diagnostics,
     }

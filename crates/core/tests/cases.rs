@@ -149,21 +149,26 @@ fn run(
         pending_reboot_scope: case.pending_reboot_scope.unwrap_or_default(),
     };
     let evaluation = evaluate(&compiled, &inventory, &options);
-    let report = render(
-        &evaluation,
-        &inventory,
-        &compiled,
-        &ReportContext::default(),
-    );
+    let context = ReportContext {
+        include_not_applicable: true,
+        ..ReportContext::default()
+    };
+    let report = render(&evaluation, &inventory, &compiled, &context);
     let mut got = serde_json::to_value(&report).unwrap();
     // Key patches by KBId so that cases can name them.
-    let patches: serde_json::Map<String, Value> = got["Patches"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["KBId"].as_str().unwrap().to_string(), p.clone()))
-        .collect();
-    got["Patches"] = Value::Object(patches);
+    for list in ["Patches", "NotApplicable"] {
+        let keyed: serde_json::Map<String, Value> = got
+            .get(list)
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|p| (p["KBId"].as_str().unwrap().to_string(), p.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        got[list] = Value::Object(keyed);
+    }
     if let Some(plan) = got.get_mut("InstallPlan") {
         let titles: Vec<Value> = plan["packages"]
             .as_array()

@@ -118,8 +118,10 @@ pub struct PatchCounts {
 pub struct Evaluation {
     /// One per installed `name.arch`, in name order.
     pub verdicts: Vec<PatchVerdict>,
-    /// Groups not installed that have an approved version.
-    pub not_applicable: Vec<u32>,
+    /// Packages not installed that have an approved version: counted in
+    /// `NotApplicableCount`; Patch Manager never lists them on Linux, but they
+    /// are kept here for those who want to see them (spec §8 #19).
+    pub not_applicable: Vec<PatchVerdict>,
     pub counts: PatchCounts,
     pub status: ComplianceStatus,
     /// Highest compliance level among non-compliant patches (may be
@@ -198,8 +200,15 @@ pub fn evaluate(
             }
         }
         let Some(inst) = group.installed else {
-            if best.is_some() {
-                not_applicable.push(g);
+            if let Some((idx, approval)) = best {
+                not_applicable.push(PatchVerdict {
+                    group: g,
+                    state: PatchState::NotApplicable,
+                    baseline_state: PatchState::NotApplicable,
+                    target: Some(idx),
+                    level: approval.level,
+                    reason: Reason::Approved(approval),
+                });
             }
             continue;
         };
