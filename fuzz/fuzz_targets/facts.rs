@@ -37,7 +37,12 @@ fuzz_target!(|data: &[u8]| {
     let mut listy = default.clone();
     listy.baseline_id = None;
     listy.name = Some("fuzz".into());
-    listy.approved_patches = vec!["*a*".into(), "1*".into(), "lib?[a-m]*".into(), "CVE-2025-1".into()];
+    listy.approved_patches = vec![
+        "*a*".into(),
+        "1*".into(),
+        "lib?[a-m]*".into(),
+        "CVE-2025-1".into(),
+    ];
     listy.rejected_patches = vec!["*-[0-9]*".into(), "z*".into()];
     listy.rejected_patches_action = PatchAction::Block;
     for baseline in [default.clone(), listy] {
@@ -47,7 +52,12 @@ fuzz_target!(|data: &[u8]| {
 
 fn check(baseline: &Baseline, inventory: &Inventory) {
     let compiled = CompiledBaseline::compile(baseline).expect("test baselines compile");
-    for operation in [Operation::Scan, Operation::Install { override_list: None }] {
+    for operation in [
+        Operation::Scan,
+        Operation::Install {
+            override_list: None,
+        },
+    ] {
         let options = EvalOptions {
             operation,
             ..EvalOptions::scan_at(1_750_000_000)
