@@ -222,7 +222,7 @@ impl<'a> Decider<'a> {
         )
     }
 
-    pub fn decide(&mut self, _index: u32, r: &Record) -> Decision {
+    pub fn decide(&mut self, r: &Record) -> Decision {
         let inv = self.inv;
         let group = &inv.groups[r.group as usize];
         let available = &inv.available[r.available as usize];

@@ -20,7 +20,7 @@ pub use plan::{CompiledOverride, InstallPlan, PlanSource, PlannedInstall};
 pub use reboot::{RebootOption, reboot_after};
 
 use crate::compliance::{ComplianceLevel, ComplianceStatus, PatchState};
-use crate::inventory::Inventory;
+use crate::inventory::{Group, Inventory};
 use decide::Decider;
 use serde::Serialize;
 use std::cmp::Ordering;
@@ -160,45 +160,11 @@ pub fn evaluate(
     for (g, group) in inv.groups.iter().enumerate() {
         let g = g as u32;
         decider.enter_group(group);
-        let records = inv.group_records(group);
-        let installed = group.installed.is_some();
-        let mut best: Option<(u32, Approval)> = None;
-        let mut explain: Option<(u32, Blocker)> = None;
-        let mut newer_exists = false;
-        for (offset, r) in records.iter().enumerate() {
-            let idx = group.records.start + offset as u32;
-            if installed && !keep_older && r.vs_installed == Ordering::Less {
-                break;
-            }
-            if let Some((b, _)) = best
-                && inv.records[b as usize].rank != r.rank
-            {
-                break;
-            }
-            if r.vs_installed == Ordering::Greater {
-                newer_exists = true;
-            }
-            match decider.decide(idx, r) {
-                Decision::Approved(approval) => {
-                    if best.is_none_or(|(_, a)| approval.level > a.level) {
-                        best = Some((idx, approval));
-                    }
-                    if !installed {
-                        break;
-                    }
-                }
-                Decision::Rejected { entry } => {
-                    if explain.is_none() && r.vs_installed == Ordering::Greater {
-                        explain = Some((idx, Blocker::Rejected { entry }));
-                    }
-                }
-                Decision::NotApproved(blocker) => {
-                    if explain.is_none() && r.vs_installed == Ordering::Greater {
-                        explain = Some((idx, blocker));
-                    }
-                }
-            }
-        }
+        let Judged {
+            best,
+            explain,
+            newer_exists,
+        } = judge(&mut decider, inv, group, keep_older);
         let Some(inst) = group.installed else {
             if let Some((idx, approval)) = best {
                 not_applicable.push(PatchVerdict {
@@ -290,6 +256,58 @@ pub fn evaluate(
         plan,
         diagnostics,
     }
+}
+
+/// What the records of one package came to.
+struct Judged {
+    /// The target: the newest approved record (highest level among equals).
+    best: Option<(u32, Approval)>,
+    /// The newest record above the installed version that is not approved.
+    explain: Option<(u32, Blocker)>,
+    newer_exists: bool,
+}
+
+/// Walks a package's records newest first, stopping at the version floor
+/// (below the installed version, unless yum keeps older approved versions)
+/// or below the target once it is found (spec §3.4).
+fn judge(decider: &mut Decider<'_>, inv: &Inventory, group: &Group, keep_older: bool) -> Judged {
+    let installed = group.installed.is_some();
+    let mut judged = Judged {
+        best: None,
+        explain: None,
+        newer_exists: false,
+    };
+    for (offset, r) in inv.group_records(group).iter().enumerate() {
+        let idx = group.records.start + offset as u32;
+        if installed && !keep_older && r.vs_installed == Ordering::Less {
+            break;
+        }
+        if let Some((b, _)) = judged.best
+            && inv.records[b as usize].rank != r.rank
+        {
+            break;
+        }
+        let newer = r.vs_installed == Ordering::Greater;
+        judged.newer_exists |= newer;
+        let blocker = match decider.decide(r) {
+            Decision::Approved(approval) => {
+                if judged.best.is_none_or(|(_, a)| approval.level > a.level) {
+                    judged.best = Some((idx, approval));
+                }
+                if !installed {
+                    // Not installed: one approved version makes it NotApplicable.
+                    break;
+                }
+                continue;
+            }
+            Decision::Rejected { entry } => Blocker::Rejected { entry },
+            Decision::NotApproved(blocker) => blocker,
+        };
+        if judged.explain.is_none() && newer {
+            judged.explain = Some((idx, blocker));
+        }
+    }
+    judged
 }
 
 /// Whether a verdict's reported classification is `Security`.
