@@ -366,7 +366,7 @@ impl Inventory {
             diagnostics: Vec::new(),
         };
 
-        let installed = builder.installed(facts)?;
+        let mut installed = builder.installed(facts)?;
         let (available, avail_keys) = builder.available(facts)?;
         let notices = builder.notices(&facts.notices);
 
@@ -403,10 +403,10 @@ impl Inventory {
                 else {
                     continue;
                 };
-                if let Some(&a) = members
-                    .iter()
-                    .find(|&&a| available[a as usize].version.compare(&version) == Ordering::Equal)
-                {
+                // Every spelling of that version is listed by the notice.
+                for &a in members.iter().filter(|&&a| {
+                    available[a as usize].version.compare(&version) == Ordering::Equal
+                }) {
                     let list = notices_of.entry(a).or_default();
                     if !list.contains(&(n as u32)) {
                         list.push(n as u32);
@@ -431,14 +431,18 @@ impl Inventory {
         let mut records = Vec::with_capacity(available.len() + facts.notices.len());
         for key in keys {
             let (inst, mut members) = by_group.remove(&key).unwrap_or_default();
+            // Newest first; equal versions written differently in a fixed
+            // order, so that the order of the facts never matters.
             members.sort_by(|&a, &b| {
-                available[b as usize]
-                    .version
-                    .compare(&available[a as usize].version)
+                let (a, b) = (&available[a as usize], &available[b as usize]);
+                b.version
+                    .compare(&a.version)
+                    .then_with(|| a.raw_version.cmp(&b.raw_version))
             });
             let group_index = groups.len() as u32;
             let start = records.len() as u32;
             let mut rank = 0u32;
+            let mut same_as_installed = None;
             for (pos, &a) in members.iter().enumerate() {
                 let avail = &available[a as usize];
                 if pos > 0
@@ -453,6 +457,12 @@ impl Inventory {
                     Some(i) => avail.version.compare(&installed[i as usize].version),
                     None => Ordering::Greater,
                 };
+                if let Some(i) = inst
+                    && vs_installed == Ordering::Equal
+                    && same_spelling(avail, &installed[i as usize])
+                {
+                    same_as_installed = Some(a);
+                }
                 let listing = notices_of.get(&a).map(Vec::as_slice).unwrap_or(&[]);
                 debug_assert!(listing.is_sorted_by_key(|&n| &facts.notices[n as usize].id));
                 if listing.is_empty() {
@@ -477,6 +487,26 @@ impl Inventory {
                 }
             }
             let (name, arch) = key;
+            // The installed version's byte triples: those of the same version
+            // in the repositories when it is there (usually), else its own.
+            if let Some(i) = inst {
+                let i = i as usize;
+                installed[i].trigrams = match same_as_installed {
+                    Some(a) => available[a as usize].trigrams,
+                    None => {
+                        builder.identity.build_maximal(
+                            family,
+                            &Components::of(
+                                name,
+                                arch,
+                                &installed[i].version,
+                                &installed[i].raw_version,
+                            ),
+                        );
+                        builder.identity.trigrams()
+                    }
+                };
+            }
             builder.identity.build_versionless(name, arch);
             let versionless = builder.identity.trigrams();
             let mut all = members.iter().fold(versionless, |t, &a| {
@@ -601,13 +631,10 @@ impl Builder {
                         source,
                     }
                 })?;
-                self.identity.build_maximal(
-                    self.family,
-                    &Components::of(&pkg.name, &pkg.arch, &version, &pkg.version),
-                );
                 let lead = version_lead(&version);
                 Ok(Installed {
-                    trigrams: self.identity.trigrams(),
+                    // Filled in once the package's versions are grouped.
+                    trigrams: Trigrams::default(),
                     lead,
                     version,
                     raw_version: pkg.version.clone(),
@@ -654,10 +681,11 @@ impl Builder {
                 }
             }
             let same_package = seen.entry((&pkg.name, &pkg.arch)).or_default();
-            if let Some(&j) = same_package
-                .iter()
-                .find(|&&j| out[j].version.compare(&version) == Ordering::Equal)
-            {
+            // The same version written the same way (equal versions written
+            // differently stay apart: list entries match the spelling).
+            if let Some(&j) = same_package.iter().find(|&&j| {
+                spelled_alike(&out[j].version, &out[j].raw_version, &version, &pkg.version)
+            }) {
                 let merged = &mut out[j];
                 merged.security_origin |= security_origin;
                 merged.first_seen =
@@ -820,6 +848,30 @@ impl Builder {
             rank,
             class: 0,
         }
+    }
+}
+
+/// Equal versions can be written differently (`1.0` and `1.00`); identity
+/// strings, and so byte triples, are shared only when the spelling is.
+fn same_spelling(available: &Available, installed: &Installed) -> bool {
+    spelled_alike(
+        &available.version,
+        &available.raw_version,
+        &installed.version,
+        &installed.raw_version,
+    )
+}
+
+/// Two versions whose identity strings are the same (RPM: the same epoch,
+/// version and release text; Debian: the same text).
+fn spelled_alike(a: &Version, a_raw: &str, b: &Version, b_raw: &str) -> bool {
+    match (a, b) {
+        (Version::Rpm(a), Version::Rpm(b)) => {
+            a.epoch_or_zero() == b.epoch_or_zero()
+                && a.version() == b.version()
+                && a.release() == b.release()
+        }
+        _ => a_raw == b_raw,
     }
 }
 

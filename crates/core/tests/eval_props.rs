@@ -28,6 +28,12 @@ fn deb_version(v: u8) -> String {
     format!("1.{}-{}", v / 4, v % 4)
 }
 
+/// The same version written differently (a leading zero): equal to the
+/// first spelling for both dpkg and rpm, but with other identity strings.
+fn respelled(version: &str) -> String {
+    version.replacen("1.", "1.0", 1)
+}
+
 fn facts(os: OperatingSystem, pkgs: &[Pkg], boot: i64) -> NodeFacts {
     let apt = os == OperatingSystem::Debian;
     let version = |v: u8| if apt { deb_version(v) } else { rpm_version(v) };
@@ -93,6 +99,12 @@ fn facts(os: OperatingSystem, pkgs: &[Pkg], boot: i64) -> NodeFacts {
                 ),
                 first_seen: None,
             });
+            if v % 5 == 0 {
+                let mut again = available.last().unwrap().clone();
+                again.version = respelled(&again.version);
+                again.repository = Some("mirror".into());
+                available.push(again);
+            }
             if let Some(Some(n)) = p.notice_of.get(k)
                 && !apt
             {
@@ -155,6 +167,7 @@ fn baseline(os: OperatingSystem, choice: u8) -> Baseline {
     }
     if choice.is_multiple_of(4) {
         b.approved_patches.push("pkg1*".into());
+        b.approved_patches.push("*-1.0*".into());
         b.approved_patches_enable_non_security = true;
     }
     if choice % 5 < 2 {
@@ -205,7 +218,7 @@ fn pkg() -> impl Strategy<Value = Pkg> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
 
     #[test]
     fn evaluation_ignores_input_order(
