@@ -1,0 +1,16 @@
+//! APT and dpkg: the text formats behind `dpkg -l` and `apt-cache policy`.
+//!
+//! * [`Paragraphs`]: the deb822 stanza reader all the others use.
+//! * [`parse_dpkg_status`]: `/var/lib/dpkg/status` → installed packages (and
+//!   the ones a dpkg run left half-done).
+//! * [`Release::parse`]: `Release` / `InRelease` (clearsigned) files.
+//! * [`parse_packages`] / [`available_packages`]: `Packages` indexes, joined
+//!   with their Release into [`patchfleet_core::facts::AvailablePackage`].
+
+mod parse;
+
+pub use parse::{
+    AptParseError, DpkgEntry, DpkgStatus, Field, IndexSource, InterruptedPackage, PackagesEntry,
+    Paragraph, Paragraphs, Release, available_packages, merge_available, parse_dpkg_status,
+    parse_packages, split_source, strip_clearsign,
+};
