@@ -1,14 +1,19 @@
 //! Package-manager backends of the Patchfleet agent.
 //!
-//! This first part is pure: parsers of the text a node's package manager
-//! keeps on disk (`/etc/os-release`, the dpkg status database, APT `Release`
-//! and `Packages` indexes), turned into [`patchfleet_core::facts`] values.
-//! Nothing here reads files or runs processes: callers pass the text and a
-//! label naming it (usually its path), and every error names that label, the
-//! line and the problem. No parser panics on any input (fuzzed:
-//! `fuzz/fuzz_targets/apt_parse.rs`).
+//! Each backend keeps pure parsers (text in, facts out; every error names
+//! the input, the line and the problem; fuzzed) apart from the code that
+//! reads a node's files and runs its tools. Every external command goes
+//! through [`runner`]: a timeout that kills the whole process group, no
+//! standard input, a fixed environment, capped output.
+//!
+//! * [`os_release`]: `/etc/os-release` → operating system and product.
+//! * [`apt`]: dpkg status, Release and Packages parsers; [`apt::run`] scans an
+//!   APT system (a real root or a test bed) into [`patchfleet_core::facts`].
+//! * [`rpm`]: repomd, primary, updateinfo and `rpm -qa` parsers.
 
 pub mod apt;
 pub mod os_release;
+pub mod rpm;
+pub mod runner;
 
 pub use os_release::{OsRelease, OsReleaseError, UnsupportedOs};

@@ -8,9 +8,13 @@
 //!   with their Release into [`patchfleet_core::facts::AvailablePackage`].
 
 mod parse;
+pub mod run;
 
 pub use parse::{
     AptParseError, DpkgEntry, DpkgStatus, Field, IndexSource, InterruptedPackage, PackagesEntry,
     Paragraph, Paragraphs, Release, available_packages, merge_available, parse_dpkg_status,
     parse_packages, split_source, strip_clearsign,
+};
+pub use run::{
+    AptRoot, Scan, ScanError, ScanOptions, TrustPolicy, boot_time_from_proc_stat, scan, scan_with,
 };
