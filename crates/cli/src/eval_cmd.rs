@@ -4,18 +4,16 @@
 use crate::input::{load_baseline, load_facts, read_text};
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, ValueEnum};
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use jiff::Timestamp;
 use patchfleet_core::baseline::{
     parse_baseline_override, parse_install_override_list, select_override,
 };
-use patchfleet_core::compliance::PatchState;
 use patchfleet_core::eval::{
     CompiledBaseline, CompiledOverride, EvalOptions, InstallOutcome, Operation, PendingRebootScope,
     evaluate,
 };
 use patchfleet_core::inventory::Inventory;
-use patchfleet_core::report::{Report, ReportContext, render};
+use patchfleet_core::report::{ReportContext, render};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -145,81 +143,10 @@ pub fn run(args: &EvalArgs) -> Result<ExitCode> {
     let report = render(&evaluation, &inventory, &compiled, &context);
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        OutputFormat::Table => print_table(&report, baseline.name_or_empty(), args.all),
+        OutputFormat::Table => print!(
+            "{}",
+            patchfleet_render::table(&report, baseline.name_or_empty(), args.all)
+        ),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn print_table(report: &Report, baseline_name: &str, all: bool) {
-    let s = &report.instance_patch_state;
-    let c = &report.compliance;
-    let severity = c
-        .overall_severity
-        .map(|l| format!(" (severity {l})"))
-        .unwrap_or_default();
-    let name = if baseline_name.is_empty() {
-        "(unnamed)"
-    } else {
-        baseline_name
-    };
-    println!("Baseline:   {name} {}", s.baseline_id);
-    println!("Compliance: {}{}", c.status, severity);
-    println!(
-        "Installed {}  InstalledOther {}  InstalledPendingReboot {}  InstalledRejected {}  Missing {}  Failed {}  NotApplicable {}",
-        s.installed_count,
-        s.installed_other_count,
-        s.installed_pending_reboot_count,
-        s.installed_rejected_count,
-        s.missing_count,
-        s.failed_count,
-        s.not_applicable_count
-    );
-    println!(
-        "Non-compliant: critical {}  security {}  other {}",
-        s.critical_non_compliant_count, s.security_non_compliant_count, s.other_non_compliant_count
-    );
-    let mut table = Table::new();
-    table.load_style(UTF8_FULL_CONDENSED);
-    table.set_header([
-        "State",
-        "Title",
-        "Classification",
-        "Severity",
-        "Level",
-        "CVEs",
-        "Reason",
-    ]);
-    let mut hidden = 0;
-    for p in report.patches.iter().chain(&report.not_applicable) {
-        if !all && p.state == PatchState::InstalledOther {
-            hidden += 1;
-            continue;
-        }
-        table.add_row([
-            p.state.as_str().to_string(),
-            p.title.clone(),
-            p.classification.clone(),
-            p.severity.clone(),
-            p.compliance_level.as_str().to_string(),
-            p.cve_ids.replace(',', " "),
-            p.reason.clone(),
-        ]);
-    }
-    println!("{table}");
-    if hidden > 0 {
-        println!("({hidden} InstalledOther packages not shown; --all shows them)");
-    }
-    if let Some(plan) = &report.install_plan {
-        println!(
-            "Install plan ({:?}): {} package(s)",
-            plan.source,
-            plan.packages.len()
-        );
-        for p in &plan.packages {
-            println!("  {}", p.title);
-        }
-    }
-    for d in &report.diagnostics {
-        println!("note: {d}");
-    }
 }

@@ -1,10 +1,16 @@
 //! RPM: parsers of rpm-md repository metadata (`repomd.xml`, `primary.xml`,
-//! `updateinfo.xml`, compressed or not) and of `rpm -qa` output.
+//! `updateinfo.xml`, compressed or not) and of `rpm -qa` output; [`run`]
+//! scans a dnf/yum system (a real root or a test bed) into node facts.
 
 pub mod parse;
+pub mod run;
 
 pub use parse::{
     Checksum, Compression, DEFAULT_MAX_METADATA_SIZE, RPM_QUERY_FORMAT, Repomd, RepomdData,
     RpmParseError, decompress, parse_primary, parse_repomd, parse_rpm_query, parse_updateinfo,
     source_name,
+};
+pub use run::{
+    IniSection, RepoConfig, RepoInfo, RpmRoot, RpmScan, RpmScanOptions, ScanError, parse_ini,
+    refresh, refresh_command, rpm_query_command, scan, scan_with,
 };

@@ -1,0 +1,88 @@
+//! `patchfleet-agent`: the node side of Patchfleet. Today it runs
+//! standalone: `facts` prints what the node has and what its repositories
+//! offer; `scan` judges those facts against a baseline with the same engine
+//! as the server and `patchfleet eval`. Both only read the node (apt-get
+//! update runs only with `--refresh`). See docs/agent.md.
+
+mod collect;
+mod scan_cmd;
+
+use clap::{Args, Parser, Subcommand};
+use jiff::Timestamp;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "patchfleet-agent",
+    version,
+    about = "The Patchfleet agent: a node's package facts and patch compliance"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the node's facts (installed packages, available updates) as JSON.
+    Facts(FactsArgs),
+    /// Judge the node's facts against a baseline and print the verdicts.
+    Scan(scan_cmd::ScanArgs),
+}
+
+/// Where and how facts are collected (shared by `facts` and `scan`).
+#[derive(Args)]
+pub struct CollectArgs {
+    /// The system's root directory: `/` on a node, a mounted image or a
+    /// test bed otherwise.
+    #[arg(long, default_value = "/")]
+    root: PathBuf,
+    /// Refresh the repository metadata first (apt-get update); never by default.
+    #[arg(long)]
+    refresh: bool,
+    /// The node's boot time (RFC 3339); default: /proc/stat when the root
+    /// is `/`, unknown otherwise.
+    #[arg(long)]
+    boot_time: Option<Timestamp>,
+}
+
+#[derive(Args)]
+struct FactsArgs {
+    #[command(flatten)]
+    collect: CollectArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Facts(args) => facts(&args),
+        Command::Scan(args) => scan_cmd::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("patchfleet-agent: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn facts(args: &FactsArgs) -> anyhow::Result<ExitCode> {
+    let facts = collect::collect(&args.collect)?;
+    emit(&format!("{}\n", facts.to_json_pretty()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` to standard output; a reader that went away (`| head`) is
+/// not an error.
+pub fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing to standard output"))
+        }
+        _ => Ok(()),
+    }
+}
