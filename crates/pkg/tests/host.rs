@@ -69,7 +69,7 @@ fn real_dpkg_status_matches_dpkg_query() {
         .map(|p| format!("{}:{}", p.name, p.arch.as_deref().unwrap_or("")))
         .collect();
     assert_eq!(got_interrupted, want_interrupted);
-    // The brief's check: on a host with nothing held or pending, exactly `ii`.
+    // On a host with nothing held or pending this is exactly the `ii` count.
     let held_or_pending = query
         .lines()
         .filter(|l| !l.starts_with("ii") && matches!(l.as_bytes().get(1), Some(b'i' | b't' | b'W')))
