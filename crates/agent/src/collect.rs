@@ -124,7 +124,7 @@ fn os_release_path(root: &Path) -> Result<PathBuf> {
 }
 
 /// Whether `root` is this machine's own `/`.
-fn is_host_root(root: &Path) -> bool {
+pub fn is_host_root(root: &Path) -> bool {
     root.canonicalize().is_ok_and(|p| p == Path::new("/"))
 }
 

@@ -4,7 +4,9 @@
 //! as the server and `patchfleet eval`. Both only read the node (apt-get
 //! update runs only with `--refresh`). See docs/agent.md.
 
+mod baseline_arg;
 mod collect;
+mod install_cmd;
 mod scan_cmd;
 
 use clap::{Args, Parser, Subcommand};
@@ -29,6 +31,8 @@ enum Command {
     Facts(FactsArgs),
     /// Judge the node's facts against a baseline and print the verdicts.
     Scan(scan_cmd::ScanArgs),
+    /// Install the baseline's approved updates (APT), then scan and report.
+    Install(install_cmd::InstallArgs),
 }
 
 /// Where and how facts are collected (shared by `facts` and `scan`).
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Facts(args) => facts(&args),
         Command::Scan(args) => scan_cmd::run(&args),
+        Command::Install(args) => install_cmd::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -12,6 +12,10 @@ use patchfleet_core::facts::NodeFacts;
 use patchfleet_core::inventory::Inventory;
 use patchfleet_core::os::OperatingSystem;
 use patchfleet_core::report::{ReportContext, render};
+#[path = "../../pkg/tests/common/mod.rs"]
+mod common;
+
+use common::{TempDir, build_apt_testbed};
 use patchfleet_pkg::runner::{CommandSpec, Runner};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,61 +24,9 @@ use std::time::{Duration, SystemTime};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_patchfleet-agent");
 
-/// A temp folder removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "patchfleet-agent-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-const TOOLS: [(&str, &str); 5] = [
-    ("dpkg-deb", "dpkg"),
-    ("dpkg-scanpackages", "dpkg-dev"),
-    (
-        "apt-ftparchive",
-        "apt-utils (pinned: apt-get install -y --no-install-recommends \
-         apt-utils=\"$(dpkg-query -W -f='${Version}' apt)\")",
-    ),
-    ("apt-get", "apt"),
-    ("gzip", "gzip"),
-];
-
 /// Builds the APT test bed under `dir`; its root is `dir/root`.
 fn build_testbed(dir: &Path) {
-    let path = patchfleet_pkg::runner::DEFAULT_PATH;
-    for (tool, package) in TOOLS {
-        let found = path.split(':').any(|d| Path::new(d).join(tool).is_file());
-        assert!(
-            found,
-            "{tool} is missing: install the Debian package {package} to run this test"
-        );
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pkg/tests/testbed/apt/build.sh");
-    Runner::default()
-        .run_ok(
-            &CommandSpec::new("sh")
-                .arg(&script)
-                .arg(dir)
-                .timeout(Duration::from_secs(120)),
-        )
-        .unwrap_or_else(|e| panic!("building the APT test bed failed: {e}"));
+    build_apt_testbed(dir);
 }
 
 fn agent(args: &[&str]) -> Output {

@@ -15,70 +15,13 @@ use patchfleet_core::inventory::Inventory;
 use patchfleet_core::os::OperatingSystem;
 use patchfleet_core::version::deb;
 use patchfleet_pkg::apt::{AptRoot, ScanOptions, scan, scan_with};
+mod common;
+
+use common::{TempDir, build_apt_testbed};
 use patchfleet_pkg::runner::{CommandSpec, Runner};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-/// A temp folder removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let dir =
-            std::env::temp_dir().join(format!("patchfleet-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-const TOOLS: [(&str, &str); 5] = [
-    ("dpkg-deb", "dpkg"),
-    ("dpkg-scanpackages", "dpkg-dev"),
-    (
-        "apt-ftparchive",
-        "apt-utils (pinned: apt-get install -y --no-install-recommends \
-         apt-utils=\"$(dpkg-query -W -f='${Version}' apt)\")",
-    ),
-    ("apt-get", "apt"),
-    ("gzip", "gzip"),
-];
-
-fn require_tools() {
-    let path = patchfleet_pkg::runner::DEFAULT_PATH;
-    for (tool, package) in TOOLS {
-        let found = path.split(':').any(|d| Path::new(d).join(tool).is_file());
-        assert!(
-            found,
-            "{tool} is missing: install the Debian package {package} to run this test"
-        );
-    }
-}
-
-fn build_testbed(dir: &Path) -> Duration {
-    require_tools();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testbed/apt/build.sh");
-    let start = Instant::now();
-    Runner::default()
-        .run_ok(
-            &CommandSpec::new("sh")
-                .arg(&script)
-                .arg(dir)
-                .timeout(Duration::from_secs(120)),
-        )
-        .unwrap_or_else(|e| panic!("building the APT test bed failed: {e}"));
-    start.elapsed()
-}
+use std::time::Duration;
 
 fn origins_of<'a>(facts: &'a NodeFacts, name: &str, version: &str) -> &'a [AptOrigin] {
     &facts
@@ -110,7 +53,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, std::time::SystemTime)> {
 #[test]
 fn scan_of_the_apt_testbed() {
     let tmp = TempDir::new("apt-scan");
-    let build = build_testbed(&tmp.0);
+    let build = build_apt_testbed(&tmp.0);
     let root = AptRoot::at(tmp.0.join("root"));
     assert!(root.apt_config.is_some());
 

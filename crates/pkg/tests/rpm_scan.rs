@@ -18,31 +18,12 @@ use patchfleet_core::inventory::Inventory;
 use patchfleet_core::os::{OperatingSystem, PackageManager};
 use patchfleet_pkg::rpm::{RpmRoot, RpmScanOptions, ScanError, scan_with};
 use patchfleet_pkg::runner::{CommandSpec, Runner};
+mod common;
+
+use common::TempDir;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
-
-/// A temp folder removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let dir =
-            std::env::temp_dir().join(format!("patchfleet-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 const TOOLS: [(&str, &str); 6] = [
     ("rpm", "rpm"),
@@ -57,14 +38,7 @@ const TOOLS: [(&str, &str); 6] = [
 ];
 
 fn require_tools() {
-    let path = patchfleet_pkg::runner::DEFAULT_PATH;
-    for (tool, package) in TOOLS {
-        let found = path.split(':').any(|d| Path::new(d).join(tool).is_file());
-        assert!(
-            found,
-            "{tool} is missing: install the Debian package {package} to run this test"
-        );
-    }
+    common::require_tools(&TOOLS);
 }
 
 fn script(name: &str) -> PathBuf {

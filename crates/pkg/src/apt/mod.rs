@@ -7,9 +7,14 @@
 //! * [`parse_packages`] / [`available_packages`]: `Packages` indexes, joined
 //!   with their Release into [`patchfleet_core::facts::AvailablePackage`].
 
+pub mod install;
 mod parse;
 pub mod run;
 
+pub use install::{
+    InstallError, InstallOptions, InstallReport, PackageOutcome, PackageResult, RebootEvidence,
+    SimAction, SimStep, Simulation, install, simulate,
+};
 pub use parse::{
     AptParseError, DpkgEntry, DpkgStatus, Field, IndexSource, InterruptedPackage, PackagesEntry,
     Paragraph, Paragraphs, Release, available_packages, merge_available, parse_dpkg_status,

@@ -1,0 +1,223 @@
+//! `patchfleet-agent install`: the baseline's install plan carried out on
+//! the node (APT only for now), then the node scanned and judged again.
+//!
+//! facts → `evaluate(Operation::Install)` → plan → `--dry-run`: the plan and
+//! apt's simulation of it; otherwise `patchfleet_pkg::apt::install` → facts
+//! again → `evaluate(InstallOutcome::Baseline)` (a patch still missing is
+//! `Failed`) → the report, each planned package's result and whether the
+//! node needs a reboot.
+
+use crate::baseline_arg::{self, BaselineArgs};
+use crate::collect::collect;
+use crate::scan_cmd::OutputFormat;
+use crate::{CollectArgs, emit};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use jiff::Timestamp;
+use patchfleet_core::eval::{
+    CompiledBaseline, EvalOptions, InstallOutcome, InstallPlan, Operation, PendingRebootScope,
+    PlannedInstall, evaluate,
+};
+use patchfleet_core::facts::NodeFacts;
+use patchfleet_core::inventory::Inventory;
+use patchfleet_core::os::Family;
+use patchfleet_core::report::{ReportContext, render};
+use patchfleet_pkg::apt::{
+    AptRoot, InstallOptions, InstallReport, PackageResult, Simulation, install, simulate,
+};
+use serde_json::json;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    baseline: BaselineArgs,
+    #[command(flatten)]
+    collect: CollectArgs,
+    /// Print the plan and apt's simulation of it; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Evaluation instant (RFC 3339); default: now.
+    #[arg(long)]
+    at: Option<Timestamp>,
+    #[arg(long, value_enum, default_value = "table")]
+    output: OutputFormat,
+}
+
+pub fn run(args: &InstallArgs) -> Result<ExitCode> {
+    let chosen = args.baseline.explicit()?;
+    let start = Timestamp::now();
+    let facts = collect(&args.collect)?;
+    let os = facts.os.operating_system;
+    if os.family() != Family::Apt {
+        bail!(
+            "install on {} ({}) is not supported yet: this agent installs on APT systems only",
+            facts.os.product,
+            os.as_str()
+        );
+    }
+    let baseline = baseline_arg::or_default(chosen, os)?;
+    let compiled = CompiledBaseline::compile(&baseline)?;
+    let at = args.at.unwrap_or(start);
+    let plan = install_plan(&compiled, &facts, at)?;
+    let plan = plan.context("the evaluation made no install plan")?;
+    let root = if crate::collect::is_host_root(&args.collect.root) {
+        AptRoot::host()
+    } else {
+        AptRoot::at(&args.collect.root)
+    };
+    let opts = InstallOptions::default();
+
+    if args.dry_run {
+        let simulation = simulate(&root, &plan, &opts).map_err(|e| anyhow!("{e}"))?;
+        match args.output {
+            OutputFormat::Json => emit(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&json!({
+                    "DryRun": true,
+                    "InstallPlan": plan,
+                    "Simulation": simulation,
+                }))?
+            ))?,
+            OutputFormat::Table => emit(&dry_run_table(&plan.packages, &simulation))?,
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let result = install(&root, &plan, &opts).map_err(|e| anyhow!("{e}"))?;
+    let end = Timestamp::now();
+    let after = collect(&args.collect).context("scanning again after the install")?;
+    let at_after = args.at.unwrap_or(end);
+    let evaluation_report = {
+        let inventory = Inventory::prepare(&after).context("the facts after the install")?;
+        let options = EvalOptions {
+            at: at_after.as_second(),
+            operation: Operation::Install {
+                override_list: None,
+            },
+            outcome: InstallOutcome::Baseline,
+            pending_reboot_scope: PendingRebootScope::AnyInstallAfterBoot,
+        };
+        let evaluation = evaluate(&compiled, &inventory, &options);
+        let context = ReportContext {
+            operation: "Install".to_string(),
+            operation_start: Some(args.at.unwrap_or(start)),
+            operation_end: Some(at_after),
+            reboot_option: Some("NoReboot".to_string()),
+            ..ReportContext::default()
+        };
+        render(&evaluation, &inventory, &compiled, &context)
+    };
+    match args.output {
+        OutputFormat::Json => emit(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&json!({
+                "Report": evaluation_report,
+                "Install": result,
+                "RebootRequired": result.reboot.reboot_required,
+            }))?
+        ))?,
+        OutputFormat::Table => {
+            let mut text =
+                patchfleet_render::table(&evaluation_report, baseline.name_or_empty(), false);
+            text.push_str(&install_table(&result));
+            emit(&text)?;
+        }
+    }
+    Ok(if result.all_installed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The install plan of `facts` for an Install at `at`.
+fn install_plan(
+    compiled: &CompiledBaseline,
+    facts: &NodeFacts,
+    at: Timestamp,
+) -> Result<Option<InstallPlan>> {
+    let inventory = Inventory::prepare(facts).context("the scanned facts")?;
+    let options = EvalOptions {
+        at: at.as_second(),
+        operation: Operation::Install {
+            override_list: None,
+        },
+        outcome: InstallOutcome::None,
+        pending_reboot_scope: PendingRebootScope::AnyInstallAfterBoot,
+    };
+    Ok(evaluate(compiled, &inventory, &options).plan)
+}
+
+fn dry_run_table(plan: &[PlannedInstall], sim: &Simulation) -> String {
+    let mut s = String::new();
+    if plan.is_empty() {
+        s.push_str("Install plan: nothing to install\n");
+        return s;
+    }
+    let _ = writeln!(s, "Install plan ({} packages):", plan.len());
+    for p in plan {
+        let _ = writeln!(
+            s,
+            "  {} {}{}",
+            p.name,
+            p.version,
+            p.advisory
+                .as_deref()
+                .map(|a| format!(" ({a})"))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(s, "Simulation (dry run, nothing changed):");
+    for st in &sim.steps {
+        let _ = writeln!(
+            s,
+            "  {:?} {} {} -> {} {}",
+            st.action,
+            st.name,
+            st.old.as_deref().unwrap_or("(none)"),
+            st.new.as_deref().unwrap_or("-"),
+            st.origin.as_deref().unwrap_or("")
+        );
+    }
+    for (name, reason) in &sim.unresolved {
+        let _ = writeln!(s, "  cannot install {name}: {reason}");
+    }
+    s
+}
+
+fn install_table(r: &InstallReport) -> String {
+    let mut s = String::from("\nInstall results:\n");
+    if r.packages.is_empty() {
+        s.push_str("  nothing to install\n");
+    }
+    for p in &r.packages {
+        let result = match &p.result {
+            PackageResult::Installed => "Installed".to_string(),
+            PackageResult::Failed { reason } => format!("Failed: {reason}"),
+        };
+        let _ = writeln!(
+            s,
+            "  {} {} -> {}: {result}",
+            p.name,
+            p.previous.as_deref().unwrap_or("(none)"),
+            p.version
+        );
+    }
+    let _ = writeln!(
+        s,
+        "Reboot required: {}{}",
+        if r.reboot.reboot_required {
+            "yes"
+        } else {
+            "no"
+        },
+        if r.reboot.packages.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", r.reboot.packages.join(", "))
+        }
+    );
+    s
+}

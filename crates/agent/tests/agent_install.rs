@@ -1,0 +1,191 @@
+//! `patchfleet-agent install` against the real APT test bed of testbeds.md
+//! A0/A1 (built by `crates/pkg/tests/testbed/apt/build.sh` into a temp
+//! folder: real apt-get and dpkg with the root's `APT_CONFIG`, `dpkg
+//! --root`; nothing outside the folder is changed).
+//!
+//! Missing tools fail the test with the package to install; never skipped.
+
+use jiff::{SignedDuration, Timestamp};
+#[path = "../../pkg/tests/common/mod.rs"]
+mod common;
+
+use common::{TempDir, build_apt_testbed};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_patchfleet-agent");
+
+/// Builds the APT test bed in a fresh temp folder; its root is `<dir>/root`,
+/// with the build's reboot flag removed (the node "rebooted").
+fn testbed(tag: &str) -> (TempDir, PathBuf) {
+    let tmp = TempDir::new(tag);
+    build_apt_testbed(&tmp.0);
+    let root = tmp.0.join("root");
+    for f in ["reboot-required", "reboot-required.pkgs"] {
+        let _ = std::fs::remove_file(root.join("var/run").join(f));
+    }
+    (tmp, root)
+}
+
+fn agent(args: &[&str]) -> Output {
+    Command::new(AGENT)
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap_or_else(|e| panic!("{AGENT}: {e}"))
+}
+
+fn json_ok(args: &[&str]) -> Value {
+    let out = agent(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "patchfleet-agent {args:?}: {:?}\n{stderr}",
+        out.status
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+}
+
+/// `name → State` of a report's patches (title `name.arch:version`).
+fn states(report: &Value) -> BTreeMap<String, String> {
+    report["Patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let title = p["Title"].as_str().unwrap();
+            let name = title.split('.').next().unwrap().to_string();
+            (name, p["State"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// `name → result` of the install results.
+fn results(install: &Value) -> BTreeMap<String, String> {
+    install["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn status_text(root: &Path) -> String {
+    std::fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap()
+}
+
+fn installed_version(root: &Path, name: &str) -> String {
+    let text = status_text(root);
+    let para = text
+        .split("\n\n")
+        .find(|p| p.lines().any(|l| l == format!("Package: {name}")))
+        .unwrap_or_else(|| panic!("{name} not in the status"));
+    para.lines()
+        .find_map(|l| l.strip_prefix("Version: "))
+        .unwrap()
+        .to_string()
+}
+
+fn install_args<'a>(root: &'a str, boot: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "install",
+        "--root",
+        root,
+        "--predefined",
+        "AWS-DebianDefaultPatchBaseline",
+        "--output",
+        "json",
+        "--boot-time",
+        boot,
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let (_tmp, root) = testbed("install-dry");
+    let r = root.to_str().unwrap();
+    let status = status_text(&root);
+    let boot = Timestamp::now().to_string();
+    let out = json_ok(&install_args(r, &boot, &["--dry-run"]));
+    assert_eq!(out["DryRun"], true);
+    let planned: Vec<&str> = out["InstallPlan"]["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(planned, ["tb-hello", "tb-kernel"], "{out:#}");
+    let installs: Vec<&str> = out["Simulation"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] == "Install")
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(installs, ["tb-hello", "tb-kernel"], "{out:#}");
+    assert_eq!(
+        status_text(&root),
+        status,
+        "--dry-run changed the dpkg status"
+    );
+    assert!(!root.join("var/run/reboot-required").exists());
+
+    // The table form says the same, and changes nothing either.
+    let out = agent(&["install", "--root", r, "--dry-run"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("tb-kernel 1.1-1"), "{text}");
+    assert!(text.contains("nothing changed"), "{text}");
+    assert_eq!(status_text(&root), status);
+}
+
+#[test]
+fn install_then_report() {
+    // Boot time after the install instant: the new versions are Installed.
+    let (_tmp, root) = testbed("install-run");
+    let r = root.to_str().unwrap();
+    let boot = (Timestamp::now() + SignedDuration::from_hours(1)).to_string();
+    let out = json_ok(&install_args(r, &boot, &[]));
+    assert_eq!(
+        results(&out["Install"]),
+        BTreeMap::from([
+            ("tb-hello".to_string(), "Installed".to_string()),
+            ("tb-kernel".to_string(), "Installed".to_string()),
+        ]),
+        "{out:#}"
+    );
+    let st = states(&out["Report"]);
+    assert_eq!(st["tb-hello"], "Installed", "{st:?}");
+    assert_eq!(st["tb-kernel"], "Installed", "{st:?}");
+    assert_eq!(st["tb-tool"], "InstalledOther", "{st:?}");
+    assert_eq!(out["Report"]["InstancePatchState"]["Operation"], "Install");
+    assert_eq!(out["Report"]["InstancePatchState"]["FailedCount"], 0);
+    assert_eq!(out["RebootRequired"], true);
+    assert_eq!(out["Install"]["reboot"]["packages"][0], "tb-kernel");
+    assert_eq!(installed_version(&root, "tb-hello"), "1.1-1");
+    assert_eq!(installed_version(&root, "tb-kernel"), "1.1-1");
+    assert_eq!(installed_version(&root, "tb-tool"), "2.0-1");
+
+    // Boot time before the install: pending a reboot.
+    let (_tmp2, root2) = testbed("install-pending");
+    let r2 = root2.to_str().unwrap();
+    let boot = (Timestamp::now() - SignedDuration::from_hours(1)).to_string();
+    let out = json_ok(&install_args(r2, &boot, &[]));
+    let st = states(&out["Report"]);
+    assert_eq!(st["tb-hello"], "InstalledPendingReboot", "{st:?}");
+    assert_eq!(st["tb-kernel"], "InstalledPendingReboot", "{st:?}");
+    assert_eq!(
+        results(&out["Install"])["tb-kernel"],
+        "Installed",
+        "{out:#}"
+    );
+}

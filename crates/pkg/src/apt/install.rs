@@ -1,0 +1,697 @@
+//! The APT install: exactly the versions of an [`InstallPlan`], on an
+//! [`AptRoot`], through the [`Runner`].
+//!
+//! [`install`] runs, in order:
+//!
+//! 1. **A simulation** ([`simulate`]): `apt-get -s install --only-upgrade
+//!    --no-install-recommends name=version …` with `Debug::NoLocking=1` (a
+//!    simulation changes nothing and must not wait on a lock). Its `Inst` /
+//!    `Remv` lines say what the real run would do. A plan that would remove
+//!    a package is refused, and so is one that would install or upgrade a
+//!    package matching the baseline's rejected list when the plan says
+//!    BLOCK ([`InstallPlan::block_rejected`]), with the matching of
+//!    `patchfleet_core` ([`PatternSet::find`]). Planned packages apt cannot
+//!    resolve (`Version '…' for '…' was not found`, `Unable to locate
+//!    package …`) are dropped from the run and reported `Failed` with apt's
+//!    message; the rest is simulated again.
+//! 2. **The lock.** dpkg's `lock-frontend` (and `lock`) in the root's admin
+//!    folder: a holder (found in `/proc/locks`) is waited for up to
+//!    [`InstallOptions::lock_wait`], then the install fails naming the
+//!    holder's PID and command ([`InstallError::Locked`]). apt's own
+//!    `Could not get lock … held by process N (name)` gives the same error.
+//! 3. **The real run**: `apt-get install -y --only-upgrade
+//!    --no-install-recommends -o Dpkg::Options::=--force-confold -o
+//!    Dpkg::Options::=--force-confdef name=version …` with
+//!    `DEBIAN_FRONTEND=noninteractive` (the runner's), stdin `/dev/null`, a
+//!    timeout that kills the process group.
+//! 4. **Verification**: the dpkg status read again; each planned package is
+//!    [`PackageResult::Installed`] when exactly its version is installed,
+//!    else [`PackageResult::Failed`] with apt's error lines naming it, or
+//!    `still at X`.
+//! 5. **Reboot evidence**: `var/run/reboot-required(.pkgs)` (and `run/…`)
+//!    in the root.
+
+use super::parse_dpkg_status;
+use super::run::AptRoot;
+use crate::runner::{CommandSpec, Exit, RunError, Runner};
+use patchfleet_core::eval::pattern::{Components, PatternSet};
+use patchfleet_core::eval::{InstallPlan, PlannedInstall};
+use patchfleet_core::os::Family;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug)]
+pub struct InstallOptions {
+    pub runner: Runner,
+    /// Timeout of each simulation.
+    pub simulate_timeout: Duration,
+    /// Timeout of the real `apt-get install`.
+    pub install_timeout: Duration,
+    /// How long a held dpkg lock is waited for before the install fails.
+    pub lock_wait: Duration,
+}
+
+impl Default for InstallOptions {
+    fn default() -> Self {
+        InstallOptions {
+            runner: Runner::default(),
+            simulate_timeout: Duration::from_secs(120),
+            install_timeout: Duration::from_secs(1800),
+            lock_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What an `Inst`/`Remv`/`Conf` line of a simulation says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum SimAction {
+    Install,
+    Remove,
+    Configure,
+}
+
+/// One line of `apt-get -s`: `Inst name [old] (new origin [arch])`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SimStep {
+    pub action: SimAction,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    /// The installed version (`[old]`); `None` for a new install.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old: Option<String>,
+    /// The version apt would install (`Inst`, `Conf`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<String>,
+    /// `Label:Version/Suite` (apt's words), possibly several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+}
+
+/// What the simulation of the plan says apt would do.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Simulation {
+    /// The command simulated (after dropping unresolvable packages).
+    pub command: String,
+    pub steps: Vec<SimStep>,
+    /// Planned packages apt could not resolve, with its message.
+    pub unresolved: Vec<(String, String)>,
+}
+
+/// The result for one planned package.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "result")]
+pub enum PackageResult {
+    /// Exactly the planned version is installed now.
+    Installed,
+    Failed {
+        reason: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PackageOutcome {
+    pub name: String,
+    pub arch: String,
+    pub version: String,
+    /// The installed version before the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    #[serde(flatten)]
+    pub result: PackageResult,
+}
+
+/// `var/run/reboot-required` and its `.pkgs`, in the root.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RebootEvidence {
+    pub reboot_required: bool,
+    pub packages: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct InstallReport {
+    pub simulation: Simulation,
+    /// One per planned package, in the plan's order.
+    pub packages: Vec<PackageOutcome>,
+    pub reboot: RebootEvidence,
+    /// The real run's exit (`None`: nothing to install, no run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apt_exit: Option<String>,
+    /// apt's `E:` and `W:` lines of the real run.
+    pub apt_messages: Vec<String>,
+    #[serde(with = "duration_secs")]
+    pub elapsed: Duration,
+}
+
+impl InstallReport {
+    pub fn all_installed(&self) -> bool {
+        self.packages
+            .iter()
+            .all(|p| p.result == PackageResult::Installed)
+    }
+}
+
+mod duration_secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("{path}: {message}")]
+    Status { path: String, message: String },
+    #[error("the simulation failed ({command}: {exit}): {messages}")]
+    Simulation {
+        command: String,
+        exit: String,
+        messages: String,
+    },
+    #[error("refused: installing the plan would remove {package} ({version}); nothing was changed")]
+    WouldRemove { package: String, version: String },
+    #[error(
+        "refused: installing the plan would install {package} {version}, which matches the rejected \
+         patch '{entry}' (RejectedPatchesAction BLOCK); nothing was changed"
+    )]
+    Rejected {
+        package: String,
+        version: String,
+        entry: String,
+    },
+    #[error("{path}: the dpkg lock is held by {holder}{waited}")]
+    Locked {
+        path: String,
+        /// `process 1234 (apt-get)`, or what apt said.
+        holder: String,
+        waited: String,
+    },
+}
+
+/// `apt-get` with the root's `APT_CONFIG`.
+fn apt_get(root: &AptRoot) -> CommandSpec {
+    let mut spec = CommandSpec::new("apt-get");
+    if let Some(conf) = &root.apt_config {
+        spec = spec.env("APT_CONFIG", conf);
+    }
+    spec
+}
+
+fn targets(packages: &[&PlannedInstall]) -> Vec<String> {
+    packages
+        .iter()
+        .map(|p| format!("{}={}", p.name, p.version))
+        .collect()
+}
+
+/// Parses the `Inst`, `Remv` and `Conf` lines of `apt-get -s` output.
+pub fn parse_simulation(text: &str) -> Vec<SimStep> {
+    text.lines().filter_map(parse_sim_line).collect()
+}
+
+fn parse_sim_line(line: &str) -> Option<SimStep> {
+    let (action, rest) = if let Some(r) = line.strip_prefix("Inst ") {
+        (SimAction::Install, r)
+    } else if let Some(r) = line.strip_prefix("Remv ") {
+        (SimAction::Remove, r)
+    } else if let Some(r) = line.strip_prefix("Conf ") {
+        (SimAction::Configure, r)
+    } else {
+        return None;
+    };
+    let (full, mut rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    let (name, mut arch) = match full.split_once(':') {
+        Some((n, a)) => (n, Some(a.to_string())),
+        None => (full, None),
+    };
+    let mut old = None;
+    if let Some(r) = rest.strip_prefix('[')
+        && let Some((o, r)) = r.split_once(']')
+    {
+        old = Some(o.to_string());
+        rest = r.trim_start();
+    }
+    let (mut new, mut origin) = (None, None);
+    if let Some(r) = rest.strip_prefix('(') {
+        let inner = r.find(')').map_or(r, |i| &r[..i]);
+        let mut inner = inner.trim();
+        if let Some(i) = inner.rfind(" [")
+            && inner.ends_with(']')
+        {
+            arch = arch.or_else(|| Some(inner[i + 2..inner.len() - 1].to_string()));
+            inner = inner[..i].trim_end();
+        }
+        let (v, o) = inner.split_once(' ').unwrap_or((inner, ""));
+        new = Some(v.to_string());
+        origin = (!o.is_empty()).then(|| o.to_string());
+    }
+    Some(SimStep {
+        action,
+        name: name.to_string(),
+        arch,
+        old,
+        new,
+        origin,
+    })
+}
+
+/// apt's `E:`/`W:` lines of an output.
+fn messages(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| l.starts_with("E: ") || l.starts_with("W: "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The planned package an apt error names as unresolvable, if any.
+fn unresolved_name<'a>(line: &str, names: &[&'a str]) -> Option<&'a str> {
+    let quoted_pkg = |l: &str| -> Option<String> {
+        // E: Version '9.9' for 'tb-hello' was not found
+        let r = l.split(" for '").nth(1)?;
+        Some(r.split('\'').next()?.to_string())
+    };
+    let named = if line.contains("was not found") {
+        quoted_pkg(line)?
+    } else {
+        let r = line.strip_prefix("E: Unable to locate package ")?;
+        r.split('=').next().unwrap_or(r).trim().to_string()
+    };
+    names.iter().copied().find(|n| *n == named)
+}
+
+/// Simulates installing `plan` (see the module documentation) and checks
+/// the result against the plan's rules. Never changes the root.
+pub fn simulate(
+    root: &AptRoot,
+    plan: &InstallPlan,
+    opts: &InstallOptions,
+) -> Result<Simulation, InstallError> {
+    let mut remaining: Vec<&PlannedInstall> = plan.packages.iter().collect();
+    let mut unresolved = Vec::new();
+    loop {
+        if remaining.is_empty() {
+            return Ok(Simulation {
+                command: String::new(),
+                steps: Vec::new(),
+                unresolved,
+            });
+        }
+        let spec = apt_get(root)
+            .args([
+                "-s",
+                "-q",
+                "-o",
+                "Debug::NoLocking=1",
+                "install",
+                "--only-upgrade",
+                "--no-install-recommends",
+            ])
+            .args(targets(&remaining))
+            .timeout(opts.simulate_timeout);
+        let out = opts.runner.run(&spec)?;
+        let text = format!("{}\n{}", out.stdout_text(), out.stderr.text());
+        if out.is_success() {
+            let steps = parse_simulation(&out.stdout_text());
+            check_steps(plan, &steps)?;
+            return Ok(Simulation {
+                command: out.command,
+                steps,
+                unresolved,
+            });
+        }
+        let names: Vec<&str> = remaining.iter().map(|p| p.name.as_str()).collect();
+        let errors = messages(&text);
+        let mut dropped = Vec::new();
+        for line in &errors {
+            if let Some(n) = unresolved_name(line, &names)
+                && !dropped.contains(&n)
+            {
+                dropped.push(n);
+                unresolved.push((n.to_string(), line.trim_start_matches("E: ").to_string()));
+            }
+        }
+        if dropped.is_empty() {
+            let errs: Vec<&String> = errors.iter().filter(|l| l.starts_with("E: ")).collect();
+            return Err(InstallError::Simulation {
+                command: out.command.clone(),
+                exit: out.exit.to_string(),
+                messages: if errs.is_empty() {
+                    out.stderr.tail_text()
+                } else {
+                    errs.iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                },
+            });
+        }
+        remaining.retain(|p| !dropped.contains(&p.name.as_str()));
+    }
+}
+
+/// Refuses removals, and under BLOCK installs of rejected packages.
+fn check_steps(plan: &InstallPlan, steps: &[SimStep]) -> Result<(), InstallError> {
+    if let Some(s) = steps.iter().find(|s| s.action == SimAction::Remove) {
+        return Err(InstallError::WouldRemove {
+            package: s.name.clone(),
+            version: s.old.clone().unwrap_or_default(),
+        });
+    }
+    if !plan.block_rejected || plan.rejected_patches.is_empty() {
+        return Ok(());
+    }
+    let set = PatternSet::new(&plan.rejected_patches);
+    for s in steps.iter().filter(|s| s.action == SimAction::Install) {
+        let version = s.new.as_deref().unwrap_or("");
+        let c = Components {
+            name: &s.name,
+            arch: s.arch.as_deref().unwrap_or(""),
+            evr: None,
+            deb_version: version,
+        };
+        if let Some(i) = set.find(Family::Apt, &c) {
+            return Err(InstallError::Rejected {
+                package: s.name.clone(),
+                version: version.to_string(),
+                entry: plan.rejected_patches[i as usize].clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Installs `plan` on `root` (see the module documentation).
+pub fn install(
+    root: &AptRoot,
+    plan: &InstallPlan,
+    opts: &InstallOptions,
+) -> Result<InstallReport, InstallError> {
+    let start = Instant::now();
+    let before = installed_versions(root)?;
+    let simulation = simulate(root, plan, opts)?;
+    let failed: BTreeSet<&str> = simulation
+        .unresolved
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let run: Vec<&PlannedInstall> = plan
+        .packages
+        .iter()
+        .filter(|p| !failed.contains(p.name.as_str()))
+        .collect();
+
+    let mut apt_exit = None;
+    let mut apt_messages = Vec::new();
+    if !run.is_empty() {
+        wait_for_lock(root, opts.lock_wait)?;
+        let spec = apt_get(root)
+            .args([
+                "-q",
+                "-y",
+                "-o",
+                "Dpkg::Use-Pty=0",
+                "-o",
+                "Dpkg::Options::=--force-confold",
+                "-o",
+                "Dpkg::Options::=--force-confdef",
+                "install",
+                "--only-upgrade",
+                "--no-install-recommends",
+            ])
+            .args(targets(&run))
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .timeout(opts.install_timeout);
+        let out = opts.runner.run(&spec)?;
+        let text = format!("{}\n{}", out.stdout_text(), out.stderr.text());
+        apt_messages = messages(&text);
+        if let Some(holder) = lock_holder_message(&text) {
+            return Err(InstallError::Locked {
+                path: admin_dir(root).join("lock-frontend").display().to_string(),
+                holder,
+                waited: String::new(),
+            });
+        }
+        apt_exit = Some(out.exit.to_string());
+        if out.exit != Exit::Code(0) && apt_messages.is_empty() {
+            apt_messages.push(format!("E: {}", out.stderr.tail_text()));
+        }
+    }
+
+    let after = installed_versions(root)?;
+    let packages = plan
+        .packages
+        .iter()
+        .map(|p| {
+            let now = find(&after, p);
+            let result = if let Some((_, reason)) =
+                simulation.unresolved.iter().find(|(n, _)| *n == p.name)
+            {
+                PackageResult::Failed {
+                    reason: reason.clone(),
+                }
+            } else if now == Some(p.version.as_str()) {
+                PackageResult::Installed
+            } else {
+                let own: Vec<&str> = apt_messages
+                    .iter()
+                    .filter(|m| m.starts_with("E: ") && m.contains(p.name.as_str()))
+                    .map(|m| m.trim_start_matches("E: "))
+                    .collect();
+                PackageResult::Failed {
+                    reason: if own.is_empty() {
+                        match now {
+                            Some(v) => format!("still at {v}"),
+                            None => "not installed".to_string(),
+                        }
+                    } else {
+                        own.join("; ")
+                    },
+                }
+            };
+            PackageOutcome {
+                name: p.name.clone(),
+                arch: p.arch.clone(),
+                version: p.version.clone(),
+                previous: find(&before, p).map(str::to_string),
+                result,
+            }
+        })
+        .collect();
+    Ok(InstallReport {
+        simulation,
+        packages,
+        reboot: reboot_evidence(&root.dir),
+        apt_exit,
+        apt_messages,
+        elapsed: start.elapsed(),
+    })
+}
+
+type Versions = Vec<(String, String, String)>;
+
+fn installed_versions(root: &AptRoot) -> Result<Versions, InstallError> {
+    let path = root.status_path();
+    let label = path.display().to_string();
+    let text = std::fs::read(&path).map_err(|e| InstallError::Status {
+        path: label.clone(),
+        message: e.to_string(),
+    })?;
+    let text = String::from_utf8_lossy(&text);
+    let status = parse_dpkg_status(&label, &text).map_err(|e| InstallError::Status {
+        path: label.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(status
+        .installed
+        .into_iter()
+        .map(|p| (p.name, p.arch, p.version))
+        .collect())
+}
+
+fn find<'a>(versions: &'a Versions, p: &PlannedInstall) -> Option<&'a str> {
+    let same_name = || versions.iter().filter(|(n, _, _)| *n == p.name);
+    same_name()
+        .find(|(_, a, _)| *a == p.arch)
+        .or_else(|| same_name().next())
+        .map(|(_, _, v)| v.as_str())
+}
+
+/// The reboot flag files of `dir` (`var/run/…`, `run/…`).
+pub fn reboot_evidence(dir: &Path) -> RebootEvidence {
+    let mut ev = RebootEvidence::default();
+    for base in ["var/run", "run"] {
+        let flag = dir.join(base).join("reboot-required");
+        if flag.exists() {
+            ev.reboot_required = true;
+        }
+        if let Ok(text) = std::fs::read_to_string(dir.join(base).join("reboot-required.pkgs")) {
+            for l in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                if !ev.packages.iter().any(|p| p == l) {
+                    ev.packages.push(l.to_string());
+                }
+            }
+        }
+    }
+    ev
+}
+
+/// dpkg's admin folder of the root.
+fn admin_dir(root: &AptRoot) -> PathBuf {
+    root.dir.join("var/lib/dpkg")
+}
+
+/// `… held by process 1234 (apt-get)` in apt's output.
+fn lock_holder_message(text: &str) -> Option<String> {
+    let line = text.lines().find(|l| l.contains("Could not get lock"))?;
+    Some(match line.split_once("held by ") {
+        Some((_, h)) => h.trim().to_string(),
+        None => line.trim_start_matches("E: ").to_string(),
+    })
+}
+
+/// Waits up to `wait` for dpkg's locks of `root` to be free.
+fn wait_for_lock(root: &AptRoot, wait: Duration) -> Result<(), InstallError> {
+    let until = Instant::now() + wait;
+    let dir = admin_dir(root);
+    loop {
+        let held = ["lock-frontend", "lock"]
+            .iter()
+            .map(|f| dir.join(f))
+            .find_map(|p| lock_holder(&p).map(|h| (p, h)));
+        let Some((path, holder)) = held else {
+            return Ok(());
+        };
+        if Instant::now() >= until {
+            return Err(InstallError::Locked {
+                path: path.display().to_string(),
+                holder,
+                waited: format!(" (waited {:?})", wait),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The holder of a POSIX lock on `path` per `/proc/locks`:
+/// `process 1234 (apt-get)`. `None` when free (or unknowable).
+pub fn lock_holder(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let (ino, dev) = (meta.ino(), meta.dev());
+    let (major, minor) = (
+        ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
+        (dev & 0xff) | ((dev >> 12) & !0xff),
+    );
+    for line in locks.lines() {
+        // 1: POSIX  ADVISORY  WRITE 1234 08:01:5678 0 EOF   ("->" lines wait)
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 6 || f[1] == "->" || f[1] == "FLOCK" {
+            continue;
+        }
+        let mut id = f[5].split(':');
+        let (Some(ma), Some(mi), Some(i)) = (id.next(), id.next(), id.next()) else {
+            continue;
+        };
+        let same = i.parse::<u64>() == Ok(ino)
+            && u64::from_str_radix(ma, 16) == Ok(major)
+            && u64::from_str_radix(mi, 16) == Ok(minor);
+        if same {
+            let pid = f[4];
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .map(|c| c.trim().to_string())
+                .unwrap_or_else(|_| "?".to_string());
+            return Some(format!("process {pid} ({comm})"));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulation_lines() {
+        let text = "Reading package lists...\n\
+            Inst tb-hello [1.0-1] (1.1-1 TestBed-Security:1.0/stable-security [all])\n\
+            Inst libx:amd64 (2.0 Debian:12.5/stable, Debian:12.5/stable [amd64]) []\n\
+            Remv old-thing [0.9]\n\
+            Conf tb-hello (1.1-1 TestBed-Security:1.0/stable-security [all])\n";
+        let s = parse_simulation(text);
+        assert_eq!(s.len(), 4);
+        assert_eq!(
+            s[0],
+            SimStep {
+                action: SimAction::Install,
+                name: "tb-hello".into(),
+                arch: Some("all".into()),
+                old: Some("1.0-1".into()),
+                new: Some("1.1-1".into()),
+                origin: Some("TestBed-Security:1.0/stable-security".into()),
+            }
+        );
+        assert_eq!(s[1].name, "libx");
+        assert_eq!(s[1].arch.as_deref(), Some("amd64"));
+        assert_eq!(s[1].old, None);
+        assert_eq!(s[1].new.as_deref(), Some("2.0"));
+        assert_eq!(s[2].action, SimAction::Remove);
+        assert_eq!(s[2].old.as_deref(), Some("0.9"));
+        assert_eq!(s[3].action, SimAction::Configure);
+    }
+
+    #[test]
+    fn unresolved_messages() {
+        let names = ["tb-hello", "tb-kernel"];
+        assert_eq!(
+            unresolved_name("E: Version '9.9-9' for 'tb-hello' was not found", &names),
+            Some("tb-hello")
+        );
+        assert_eq!(
+            unresolved_name("E: Unable to locate package tb-kernel", &names),
+            Some("tb-kernel")
+        );
+        assert_eq!(
+            unresolved_name("E: Unable to locate package zz", &names),
+            None
+        );
+        assert_eq!(
+            lock_holder_message(
+                "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 42 (apt-get)\n"
+            )
+            .as_deref(),
+            Some("process 42 (apt-get)")
+        );
+    }
+
+    #[test]
+    fn block_refuses_rejected_and_removals() {
+        let step = |action, name: &str| SimStep {
+            action,
+            name: name.into(),
+            arch: Some("all".into()),
+            old: Some("1.0-1".into()),
+            new: Some("1.1-1".into()),
+            origin: None,
+        };
+        let mut plan = InstallPlan {
+            source: patchfleet_core::eval::PlanSource::Baseline,
+            packages: Vec::new(),
+            rejected_patches: vec!["tb-kernel".into()],
+            block_rejected: true,
+        };
+        let e = check_steps(&plan, &[step(SimAction::Install, "tb-kernel")]).unwrap_err();
+        assert!(e.to_string().contains("tb-kernel"), "{e}");
+        assert!(check_steps(&plan, &[step(SimAction::Install, "tb-hello")]).is_ok());
+        plan.block_rejected = false;
+        assert!(check_steps(&plan, &[step(SimAction::Install, "tb-kernel")]).is_ok());
+        let e = check_steps(&plan, &[step(SimAction::Remove, "tb-tool")]).unwrap_err();
+        assert!(matches!(e, InstallError::WouldRemove { .. }), "{e}");
+    }
+}

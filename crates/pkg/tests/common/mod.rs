@@ -1,0 +1,75 @@
+//! What the test-bed tests share: temp folders, the tool check that fails
+//! (never skips) naming the package to install, and the APT test bed. The
+//! agent's tests include this file too (`#[path]`), hence paths that work
+//! from either crate.
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
+use patchfleet_pkg::runner::{CommandSpec, DEFAULT_PATH, Runner};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+/// A temp folder removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("patchfleet-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Fails the test, naming the Debian package, when a tool is missing.
+pub fn require_tools(tools: &[(&str, &str)]) {
+    for (tool, package) in tools {
+        let found = DEFAULT_PATH
+            .split(':')
+            .any(|d| Path::new(d).join(tool).is_file());
+        assert!(
+            found,
+            "{tool} is missing: install the Debian package {package} to run this test"
+        );
+    }
+}
+
+pub const APT_TOOLS: [(&str, &str); 5] = [
+    ("dpkg-deb", "dpkg"),
+    ("dpkg-scanpackages", "dpkg-dev"),
+    (
+        "apt-ftparchive",
+        "apt-utils (pinned: apt-get install -y --no-install-recommends \
+         apt-utils=\"$(dpkg-query -W -f='${Version}' apt)\")",
+    ),
+    ("apt-get", "apt"),
+    ("gzip", "gzip"),
+];
+
+/// Builds the APT test bed (`tests/testbed/apt/build.sh`) under `dir`; its
+/// root is `dir/root`. Returns how long the build took.
+pub fn build_apt_testbed(dir: &Path) -> Duration {
+    require_tools(&APT_TOOLS);
+    // `crates/<this crate>/../pkg/…`: the same from crates/pkg and crates/agent.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pkg/tests/testbed/apt/build.sh");
+    let start = Instant::now();
+    Runner::default()
+        .run_ok(
+            &CommandSpec::new("sh")
+                .arg(&script)
+                .arg(dir)
+                .timeout(Duration::from_secs(120)),
+        )
+        .unwrap_or_else(|e| panic!("building the APT test bed failed: {e}"));
+    start.elapsed()
+}
