@@ -15,5 +15,6 @@ pub mod apt;
 pub mod os_release;
 pub mod rpm;
 pub mod runner;
+pub mod zypper;
 
 pub use os_release::{OsRelease, OsReleaseError, UnsupportedOs};
