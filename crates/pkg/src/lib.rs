@@ -15,6 +15,7 @@ pub mod apt;
 pub mod os_release;
 pub mod rpm;
 pub mod runner;
+mod xml;
 pub mod zypper;
 
 pub use os_release::{OsRelease, OsReleaseError, UnsupportedOs};

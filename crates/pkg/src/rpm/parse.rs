@@ -10,57 +10,12 @@
 use jiff::Timestamp;
 use patchfleet_core::facts::{AvailablePackage, InstalledPackage, NoticePackage, UpdateNotice};
 use patchfleet_core::version::rpm as rpmver;
-use quick_xml::XmlVersion;
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::reader::Reader;
+use quick_xml::events::BytesStart;
 use serde::Serialize;
-use std::borrow::Cow;
-use std::fmt;
 use std::io::Read;
 
-/// RPM metadata could not be read: names the input, the line when there is
-/// one, and the problem.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RpmParseError {
-    pub input: String,
-    /// 1-based; `None` for problems of the whole input (decompression).
-    pub line: Option<usize>,
-    pub problem: String,
-}
-
-impl fmt::Display for RpmParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}: line {line}: {}", self.input, self.problem),
-            None => write!(f, "{}: {}", self.input, self.problem),
-        }
-    }
-}
-
-impl std::error::Error for RpmParseError {}
-
-fn error(input: &str, line: Option<usize>, problem: impl Into<String>) -> RpmParseError {
-    RpmParseError {
-        input: input.to_string(),
-        line,
-        problem: problem.into(),
-    }
-}
-
-/// At most 60 characters of a value, for error messages.
-fn excerpt(s: &str) -> String {
-    let mut out: String = s.chars().take(60).collect();
-    if out.len() < s.len() {
-        out.push('…');
-    }
-    out
-}
-
-/// The 1-based line of byte offset `pos` in `text`.
-fn line_at(text: &[u8], pos: u64) -> usize {
-    let end = usize::try_from(pos).unwrap_or(usize::MAX).min(text.len());
-    1 + text[..end].iter().filter(|&&b| b == b'\n').count()
-}
+pub use crate::xml::MetadataError as RpmParseError;
+use crate::xml::{Node, Xml, element_name, error, excerpt, push_unique};
 
 // ---------------------------------------------------------------------------
 // Decompression
@@ -158,237 +113,6 @@ pub fn decompress(input: &str, bytes: &[u8], max_size: u64) -> Result<Vec<u8>, R
         return Err(too_large());
     }
     Ok(out)
-}
-
-// ---------------------------------------------------------------------------
-// The streaming XML reader shared by the parsers
-
-/// One step of the document, as the parsers need it.
-enum Node<'a> {
-    /// A start tag (empty elements are expanded into a start and an end);
-    /// `pos` is the byte offset of its `<`.
-    Open {
-        tag: BytesStart<'a>,
-        pos: u64,
-    },
-    Close,
-    /// Character data (text, CDATA or an entity/character reference).
-    Text(Cow<'a, str>),
-}
-
-struct Xml<'a> {
-    input: &'a str,
-    bytes: &'a [u8],
-    reader: Reader<&'a [u8]>,
-    depth: usize,
-}
-
-impl<'a> Xml<'a> {
-    fn new(input: &'a str, xml: &'a [u8]) -> Result<Xml<'a>, RpmParseError> {
-        let xml = xml.strip_prefix(b"\xef\xbb\xbf").unwrap_or(xml);
-        let text = std::str::from_utf8(xml).map_err(|e| {
-            error(
-                input,
-                Some(line_at(xml, e.valid_up_to() as u64)),
-                "the text is not valid UTF-8",
-            )
-        })?;
-        let mut reader = Reader::from_str(text);
-        let config = reader.config_mut();
-        config.expand_empty_elements = true;
-        config.check_end_names = true;
-        config.trim_text(false);
-        Ok(Xml {
-            input,
-            bytes: xml,
-            reader,
-            depth: 0,
-        })
-    }
-
-    fn fail(&self, pos: u64, problem: impl Into<String>) -> RpmParseError {
-        error(self.input, Some(line_at(self.bytes, pos)), problem)
-    }
-
-    /// The next node; `None` at the end of the document (only reached with
-    /// every element closed).
-    fn next(&mut self) -> Result<Option<Node<'a>>, RpmParseError> {
-        loop {
-            let pos = self.reader.buffer_position();
-            let event = match self.reader.read_event() {
-                Ok(event) => event,
-                Err(e) => {
-                    let at = self.reader.error_position();
-                    return Err(self.fail(at, format!("malformed XML: {e}")));
-                }
-            };
-            return Ok(Some(match event {
-                Event::Start(tag) => {
-                    self.depth += 1;
-                    Node::Open { tag, pos }
-                }
-                Event::End(_) => {
-                    self.depth = self.depth.saturating_sub(1);
-                    Node::Close
-                }
-                Event::Empty(tag) => {
-                    // Not produced with expand_empty_elements; kept for safety.
-                    self.depth += 1;
-                    Node::Open { tag, pos }
-                }
-                Event::Text(t) => Node::Text(t.xml10_content()),
-                Event::CData(t) => Node::Text(t.xml10_content()),
-                Event::GeneralRef(r) => {
-                    if r.is_char_ref() {
-                        match r.resolve_char_ref() {
-                            Ok(Some(c)) => Node::Text(Cow::Owned(c.to_string())),
-                            _ => {
-                                return Err(self.fail(
-                                    pos,
-                                    format!("invalid character reference &{};", excerpt(&r)),
-                                ));
-                            }
-                        }
-                    } else {
-                        let s = match &*r {
-                            "lt" => "<",
-                            "gt" => ">",
-                            "amp" => "&",
-                            "apos" => "'",
-                            "quot" => "\"",
-                            other => {
-                                return Err(
-                                    self.fail(pos, format!("unknown entity &{};", excerpt(other)))
-                                );
-                            }
-                        };
-                        Node::Text(Cow::Borrowed(s))
-                    }
-                }
-                Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => continue,
-                Event::Eof => {
-                    if self.depth > 0 {
-                        let at = self.reader.buffer_position();
-                        return Err(self.fail(
-                            at,
-                            format!(
-                                "unexpected end of input: {} element(s) not closed",
-                                self.depth
-                            ),
-                        ));
-                    }
-                    return Ok(None);
-                }
-            }));
-        }
-    }
-
-    /// Like [`Self::next`], inside an element: the end of input is an error.
-    fn child(&mut self) -> Result<Node<'a>, RpmParseError> {
-        match self.next()? {
-            Some(node) => Ok(node),
-            // `next` reports an unclosed element itself; this is for safety.
-            None => Err(self.fail(
-                self.bytes.len() as u64,
-                "unexpected end of input inside an element",
-            )),
-        }
-    }
-
-    /// Reads the root element, which must be named `name`.
-    fn root(&mut self, name: &str) -> Result<(), RpmParseError> {
-        loop {
-            match self.next()? {
-                None => return Err(self.fail(0, format!("no <{name}> element: empty document"))),
-                Some(Node::Text(t)) if t.trim().is_empty() => {}
-                Some(Node::Text(_)) => {
-                    let at = self.reader.buffer_position();
-                    return Err(self.fail(at, format!("text before the <{name}> element")));
-                }
-                Some(Node::Close) => {
-                    let at = self.reader.buffer_position();
-                    return Err(self.fail(at, "end tag without a start tag"));
-                }
-                Some(Node::Open { tag, pos }) => {
-                    if tag.local_name().as_ref() != name {
-                        return Err(self.fail(
-                            pos,
-                            format!(
-                                "the root element is <{}>, expected <{name}>",
-                                excerpt(tag.name().as_ref())
-                            ),
-                        ));
-                    }
-                    return Ok(());
-                }
-            }
-        }
-    }
-
-    /// After the root element closed: only blanks, comments and processing
-    /// instructions may follow.
-    fn finish(&mut self) -> Result<(), RpmParseError> {
-        loop {
-            let pos = self.reader.buffer_position();
-            match self.next()? {
-                None => return Ok(()),
-                Some(Node::Text(t)) if t.trim().is_empty() => {}
-                Some(_) => return Err(self.fail(pos, "content after the root element")),
-            }
-        }
-    }
-
-    /// Skips the rest of the element just opened.
-    fn skip(&mut self) -> Result<(), RpmParseError> {
-        let target = self.depth.saturating_sub(1);
-        while self.depth > target {
-            self.child()?;
-        }
-        Ok(())
-    }
-
-    /// The text of the element just opened, trimmed; the text of nested
-    /// elements is ignored.
-    fn text(&mut self) -> Result<String, RpmParseError> {
-        let own = self.depth;
-        let mut out = String::new();
-        loop {
-            match self.child()? {
-                Node::Text(t) if self.depth == own => out.push_str(&t),
-                Node::Text(_) | Node::Open { .. } => {}
-                Node::Close if self.depth < own => break,
-                Node::Close => {}
-            }
-        }
-        let trimmed = out.trim();
-        if trimmed.len() != out.len() {
-            out = trimmed.to_string();
-        }
-        Ok(out)
-    }
-
-    /// The value of attribute `name` (compared without namespace prefix).
-    fn attr(
-        &self,
-        tag: &BytesStart<'_>,
-        pos: u64,
-        name: &str,
-    ) -> Result<Option<String>, RpmParseError> {
-        for attr in tag.attributes() {
-            let attr = attr.map_err(|e| self.fail(pos, format!("malformed attribute: {e}")))?;
-            if attr.key.local_name().as_ref() == name {
-                let value = attr
-                    .normalized_value(XmlVersion::Implicit1_0)
-                    .map_err(|e| self.fail(pos, format!("attribute {name}: {e}")))?;
-                return Ok(Some(value.into_owned()));
-            }
-        }
-        Ok(None)
-    }
-}
-
-fn element_name(tag: &BytesStart<'_>) -> String {
-    excerpt(tag.name().as_ref())
 }
 
 /// `[epoch:]version-release` from the parts rpm-md writes; epoch `0` (or
@@ -824,12 +548,6 @@ fn update(x: &mut Xml<'_>, tag: &BytesStart<'_>, pos: u64) -> Result<UpdateNotic
     Ok(notice)
 }
 
-fn push_unique(list: &mut Vec<String>, value: String) {
-    if !value.is_empty() && !list.contains(&value) {
-        list.push(value);
-    }
-}
-
 fn references(x: &mut Xml<'_>, notice: &mut UpdateNotice) -> Result<(), RpmParseError> {
     loop {
         match x.child()? {
@@ -1049,7 +767,7 @@ pub fn source_name(sourcerpm: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn err_of<T: fmt::Debug>(r: Result<T, RpmParseError>) -> String {
+    fn err_of<T: std::fmt::Debug>(r: Result<T, RpmParseError>) -> String {
         r.unwrap_err().to_string()
     }
 

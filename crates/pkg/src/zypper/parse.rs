@@ -20,275 +20,44 @@
 use jiff::Timestamp;
 use patchfleet_core::facts::{AvailablePackage, UpdateNotice};
 use patchfleet_core::version::rpm as rpmver;
-use quick_xml::XmlVersion;
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::reader::Reader;
-use std::borrow::Cow;
-use std::fmt;
+use quick_xml::events::BytesStart;
 
-/// zypper output could not be read: names the input, the line when there
-/// is one, and the problem.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ZypperParseError {
-    pub input: String,
-    /// 1-based; `None` for problems of the whole input.
-    pub line: Option<usize>,
-    pub problem: String,
-}
-
-impl fmt::Display for ZypperParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}: line {line}: {}", self.input, self.problem),
-            None => write!(f, "{}: {}", self.input, self.problem),
-        }
-    }
-}
-
-impl std::error::Error for ZypperParseError {}
-
-/// At most 60 characters of a value, for error messages.
-fn excerpt(s: &str) -> String {
-    let mut out: String = s.chars().take(60).collect();
-    if out.len() < s.len() {
-        out.push('…');
-    }
-    out
-}
-
-/// The 1-based line of byte offset `pos` in `text`.
-fn line_at(text: &[u8], pos: u64) -> usize {
-    let end = usize::try_from(pos).unwrap_or(usize::MAX).min(text.len());
-    1 + text[..end].iter().filter(|&&b| b == b'\n').count()
-}
-
-// ---------------------------------------------------------------------------
-// The streaming reader
-
-enum Node<'a> {
-    /// A start tag (empty elements are expanded); `pos` is the offset of `<`.
-    Open {
-        tag: BytesStart<'a>,
-        pos: u64,
-    },
-    Close,
-    Text(Cow<'a, str>),
-}
-
-struct Xml<'a> {
-    input: &'a str,
-    bytes: &'a [u8],
-    reader: Reader<&'a [u8]>,
-    depth: usize,
-}
+pub use crate::xml::MetadataError as ZypperParseError;
+use crate::xml::{Node, Xml, element_name, excerpt, push_unique};
 
 impl<'a> Xml<'a> {
-    fn new(input: &'a str, xml: &'a [u8]) -> Result<Xml<'a>, ZypperParseError> {
-        let xml = xml.strip_prefix(b"\xef\xbb\xbf").unwrap_or(xml);
-        let text = std::str::from_utf8(xml).map_err(|e| ZypperParseError {
-            input: input.to_string(),
-            line: Some(line_at(xml, e.valid_up_to() as u64)),
-            problem: "the text is not valid UTF-8".to_string(),
-        })?;
-        let mut reader = Reader::from_str(text);
-        let config = reader.config_mut();
-        config.expand_empty_elements = true;
-        config.check_end_names = true;
-        config.trim_text(false);
-        Ok(Xml {
-            input,
-            bytes: xml,
-            reader,
-            depth: 0,
+    /// zypper's `<stream>` root; text before it usually means the output
+    /// was not asked for as XML.
+    fn stream_root(&mut self) -> Result<(), ZypperParseError> {
+        self.root("stream").map_err(|mut e| {
+            if e.problem.starts_with("text before") {
+                e.problem.push_str(" (was --xmlout given?)");
+            }
+            e
         })
     }
 
-    fn fail(&self, pos: u64, problem: impl Into<String>) -> ZypperParseError {
-        ZypperParseError {
-            input: self.input.to_string(),
-            line: Some(line_at(self.bytes, pos)),
-            problem: problem.into(),
-        }
-    }
-
-    /// The next node; `None` at the end of the document (only reached with
-    /// every element closed).
-    fn next(&mut self) -> Result<Option<Node<'a>>, ZypperParseError> {
-        loop {
-            let pos = self.reader.buffer_position();
-            let event = match self.reader.read_event() {
-                Ok(event) => event,
-                Err(e) => {
-                    let at = self.reader.error_position();
-                    return Err(self.fail(at, format!("malformed XML: {e}")));
-                }
-            };
-            return Ok(Some(match event {
-                Event::Start(tag) | Event::Empty(tag) => {
-                    self.depth += 1;
-                    Node::Open { tag, pos }
-                }
-                Event::End(_) => {
-                    self.depth = self.depth.saturating_sub(1);
-                    Node::Close
-                }
-                Event::Text(t) => Node::Text(t.xml10_content()),
-                Event::CData(t) => Node::Text(t.xml10_content()),
-                Event::GeneralRef(r) => {
-                    if r.is_char_ref() {
-                        match r.resolve_char_ref() {
-                            Ok(Some(c)) => Node::Text(Cow::Owned(c.to_string())),
-                            _ => {
-                                return Err(self.fail(
-                                    pos,
-                                    format!("invalid character reference &{};", excerpt(&r)),
-                                ));
-                            }
-                        }
-                    } else {
-                        let s = match &*r {
-                            "lt" => "<",
-                            "gt" => ">",
-                            "amp" => "&",
-                            "apos" => "'",
-                            "quot" => "\"",
-                            other => {
-                                return Err(
-                                    self.fail(pos, format!("unknown entity &{};", excerpt(other)))
-                                );
-                            }
-                        };
-                        Node::Text(Cow::Borrowed(s))
-                    }
-                }
-                Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => continue,
-                Event::Eof => {
-                    if self.depth > 0 {
-                        let at = self.reader.buffer_position();
-                        return Err(self.fail(
-                            at,
-                            format!(
-                                "unexpected end of input: {} element(s) not closed",
-                                self.depth
-                            ),
-                        ));
-                    }
-                    return Ok(None);
-                }
-            }));
-        }
-    }
-
-    /// Like [`Self::next`], inside an element: the end of input is an error.
-    fn child(&mut self) -> Result<Node<'a>, ZypperParseError> {
-        match self.next()? {
-            Some(node) => Ok(node),
-            None => Err(self.fail(
-                self.bytes.len() as u64,
-                "unexpected end of input inside an element",
-            )),
-        }
-    }
-
-    /// Reads the root element, which must be `<stream>`.
-    fn root(&mut self) -> Result<(), ZypperParseError> {
-        loop {
-            let start = self.reader.buffer_position();
-            match self.next()? {
-                None => return Err(self.fail(0, "no <stream> element: empty output")),
-                Some(Node::Text(t)) if t.trim().is_empty() => {}
-                Some(Node::Text(t)) => {
-                    let blank = t.len() - t.trim_start().len();
-                    let at = start.saturating_add(blank as u64);
-                    return Err(
-                        self.fail(at, "text before the <stream> element (was --xmlout given?)")
-                    );
-                }
-                Some(Node::Close) => {
-                    let at = self.reader.buffer_position();
-                    return Err(self.fail(at, "end tag without a start tag"));
-                }
-                Some(Node::Open { tag, pos }) => {
-                    if tag.local_name().as_ref() != "stream" {
-                        return Err(self.fail(
-                            pos,
-                            format!(
-                                "the root element is <{}>, expected <stream>",
-                                element_name(&tag)
-                            ),
-                        ));
-                    }
-                    return Ok(());
-                }
-            }
-        }
-    }
-
-    /// After the root element closed: only blanks may follow.
-    fn finish(&mut self) -> Result<(), ZypperParseError> {
-        loop {
-            let pos = self.reader.buffer_position();
-            match self.next()? {
-                None => return Ok(()),
-                Some(Node::Text(t)) if t.trim().is_empty() => {}
-                Some(_) => return Err(self.fail(pos, "content after the </stream> element")),
-            }
-        }
-    }
-
-    /// Skips the rest of the element just opened.
-    fn skip(&mut self) -> Result<(), ZypperParseError> {
-        let target = self.depth.saturating_sub(1);
-        while self.depth > target {
-            self.child()?;
-        }
-        Ok(())
-    }
-
-    /// The text of the element just opened, trimmed; the text of nested
-    /// elements is ignored.
-    fn text(&mut self) -> Result<String, ZypperParseError> {
-        let own = self.depth;
-        let mut out = String::new();
-        loop {
-            match self.child()? {
-                Node::Text(t) if self.depth == own => out.push_str(&t),
-                Node::Text(_) | Node::Open { .. } => {}
-                Node::Close if self.depth < own => break,
-                Node::Close => {}
-            }
-        }
-        Ok(out.trim().to_string())
-    }
-
     /// The value of attribute `name`, trimmed; `None` when absent or blank.
-    fn attr(
+    fn attr_trimmed(
         &self,
         tag: &BytesStart<'_>,
         pos: u64,
         name: &str,
     ) -> Result<Option<String>, ZypperParseError> {
-        for attr in tag.attributes() {
-            let attr = attr.map_err(|e| self.fail(pos, format!("malformed attribute: {e}")))?;
-            if attr.key.local_name().as_ref() == name {
-                let value = attr
-                    .normalized_value(XmlVersion::Implicit1_0)
-                    .map_err(|e| self.fail(pos, format!("attribute {name}: {e}")))?;
-                let value = value.trim();
-                return Ok((!value.is_empty()).then(|| value.to_string()));
-            }
-        }
-        Ok(None)
+        Ok(self
+            .attr(tag, pos, name)?
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty()))
     }
 
-    /// Like [`Self::attr`], but the attribute must be there.
+    /// Like [`Self::attr_trimmed`], but the attribute must be there.
     fn required(
         &self,
         tag: &BytesStart<'_>,
         pos: u64,
         name: &str,
     ) -> Result<String, ZypperParseError> {
-        self.attr(tag, pos, name)?.ok_or_else(|| {
+        self.attr_trimmed(tag, pos, name)?.ok_or_else(|| {
             self.fail(
                 pos,
                 format!("<{}> has no {name} attribute", element_name(tag)),
@@ -313,7 +82,7 @@ impl<'a> Xml<'a> {
 
     /// A `<message>`: an error message fails the parse, others are skipped.
     fn message(&mut self, tag: &BytesStart<'_>, pos: u64) -> Result<(), ZypperParseError> {
-        let kind = self.attr(tag, pos, "type")?;
+        let kind = self.attr_trimmed(tag, pos, "type")?;
         let text = self.text()?;
         if kind.as_deref() == Some("error") {
             return Err(self.fail(pos, format!("zypper reported an error: {}", excerpt(&text))));
@@ -330,7 +99,7 @@ impl<'a> Xml<'a> {
         required: bool,
         mut read: impl FnMut(&mut Self) -> Result<(), ZypperParseError>,
     ) -> Result<(), ZypperParseError> {
-        self.root()?;
+        self.stream_root()?;
         let mut found = false;
         self.children(|x, tag, pos| match tag.local_name().as_ref() {
             "message" => x.message(&tag, pos),
@@ -345,16 +114,6 @@ impl<'a> Xml<'a> {
             return Err(self.fail(at, format!("no <{}> element in the output", result)));
         }
         self.finish()
-    }
-}
-
-fn element_name(tag: &BytesStart<'_>) -> String {
-    excerpt(tag.name().as_ref())
-}
-
-fn push_unique(list: &mut Vec<String>, value: String) {
-    if !value.is_empty() && !list.contains(&value) {
-        list.push(value);
     }
 }
 
@@ -402,7 +161,11 @@ fn patch(
     tag: &BytesStart<'_>,
     pos: u64,
 ) -> Result<Option<UpdateNotice>, ZypperParseError> {
-    if x.attr(tag, pos, "kind")?.as_deref().unwrap_or("patch") != "patch" {
+    if x.attr_trimmed(tag, pos, "kind")?
+        .as_deref()
+        .unwrap_or("patch")
+        != "patch"
+    {
         x.skip()?;
         return Ok(None);
     }
@@ -411,14 +174,14 @@ fn patch(
     let mut notice = UpdateNotice {
         id,
         kind,
-        severity: x.attr(tag, pos, "severity")?,
+        severity: x.attr_trimmed(tag, pos, "severity")?,
         title: None,
         issued: None,
         updated: None,
         cves: Vec::new(),
         bugzilla: Vec::new(),
         reboot_suggested: x
-            .attr(tag, pos, "restart")?
+            .attr_trimmed(tag, pos, "restart")?
             .is_some_and(|r| r.eq_ignore_ascii_case("true") || r == "1"),
         repository: None,
         packages: Vec::new(),
@@ -429,7 +192,7 @@ fn patch(
             Ok(())
         }
         "source" => {
-            notice.repository = x.attr(&tag, at, "alias")?;
+            notice.repository = x.attr_trimmed(&tag, at, "alias")?;
             x.skip()
         }
         "issue-date" => {
@@ -438,8 +201,8 @@ fn patch(
         }
         "issue-list" => x.children(|x, tag, at| {
             if tag.local_name().as_ref() == "issue" {
-                let kind = x.attr(&tag, at, "type")?;
-                let id = x.attr(&tag, at, "id")?;
+                let kind = x.attr_trimmed(&tag, at, "type")?;
+                let id = x.attr_trimmed(&tag, at, "id")?;
                 match (kind.as_deref(), id) {
                     (Some("cve"), Some(id)) => push_unique(&mut notice.cves, id),
                     (Some("bugzilla"), Some(id)) => push_unique(&mut notice.bugzilla, id),
@@ -460,10 +223,10 @@ fn issue_date(
     tag: &BytesStart<'_>,
     pos: u64,
 ) -> Result<Option<String>, ZypperParseError> {
-    if let Some(text) = x.attr(tag, pos, "text")? {
+    if let Some(text) = x.attr_trimmed(tag, pos, "text")? {
         return Ok(Some(text));
     }
-    let Some(secs) = x.attr(tag, pos, "time_t")? else {
+    let Some(secs) = x.attr_trimmed(tag, pos, "time_t")? else {
         return Ok(None);
     };
     let secs: i64 = secs.parse().map_err(|_| {
@@ -525,7 +288,11 @@ fn solvable(
     tag: &BytesStart<'_>,
     pos: u64,
 ) -> Result<Option<AvailablePackage>, ZypperParseError> {
-    if x.attr(tag, pos, "kind")?.as_deref().unwrap_or("package") != "package" {
+    if x.attr_trimmed(tag, pos, "kind")?
+        .as_deref()
+        .unwrap_or("package")
+        != "package"
+    {
         return Ok(None);
     }
     let name = x.required(tag, pos, "name")?;
