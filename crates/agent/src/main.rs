@@ -55,6 +55,10 @@ pub struct CollectArgs {
 struct FactsArgs {
     #[command(flatten)]
     collect: CollectArgs,
+    /// Print only the inventory's content hash (`sha256:…`): equal for
+    /// nodes with the same inventory, whatever their boot time.
+    #[arg(long)]
+    hash: bool,
 }
 
 fn main() -> ExitCode {
@@ -75,7 +79,11 @@ fn main() -> ExitCode {
 
 fn facts(args: &FactsArgs) -> anyhow::Result<ExitCode> {
     let facts = collect::collect(&args.collect)?;
-    emit(&format!("{}\n", facts.to_json_pretty()))?;
+    if args.hash {
+        emit(&format!("{}\n", facts.content_hash()))?;
+    } else {
+        emit(&format!("{}\n", facts.to_json_pretty()))?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

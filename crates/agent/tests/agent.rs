@@ -127,6 +127,11 @@ fn facts_and_scan_of_the_apt_testbed() {
         ]
     );
     assert_eq!(facts.available.len(), 6, "{:#?}", facts.available);
+    // --hash: the inventory's content hash, the same whatever the boot time.
+    let (hash, _) = ok(&["facts", "--root", root, "--hash"]);
+    assert_eq!(hash.trim(), facts.content_hash());
+    let (hash_later, _) = ok(&["facts", "--root", root, "--hash", "--boot-time", &at_s]);
+    assert_eq!(hash, hash_later);
 
     // scan --output json: the verdicts, and exactly the report `patchfleet
     // eval --output json` renders from these facts (same engine, same context).

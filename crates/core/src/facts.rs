@@ -187,4 +187,85 @@ impl NodeFacts {
     pub fn to_json_pretty(&self) -> String {
         serde_json::to_string_pretty(self).expect("facts always serialize")
     }
+
+    /// The inventory (format, OS, installed, available, notices) in one
+    /// canonical form: every list sorted, compact JSON. Boot time and reboot
+    /// state are the node's, not the inventory's, and are left out, so
+    /// nodes built from one image share one inventory (DESIGN decision 2).
+    pub fn canonical_inventory(&self) -> Vec<u8> {
+        let mut inventory = NodeFacts {
+            boot_time: None,
+            reboot_state: None,
+            ..self.clone()
+        };
+        inventory.installed.sort_by(|a, b| {
+            (&a.name, &a.arch, &a.version, a.installed_time, &a.source).cmp(&(
+                &b.name,
+                &b.arch,
+                &b.version,
+                b.installed_time,
+                &b.source,
+            ))
+        });
+        for a in &mut inventory.available {
+            a.origins.sort_by(|x, y| {
+                (
+                    &x.origin,
+                    &x.label,
+                    &x.archive,
+                    &x.codename,
+                    &x.component,
+                    &x.site,
+                    x.trusted,
+                )
+                    .cmp(&(
+                        &y.origin,
+                        &y.label,
+                        &y.archive,
+                        &y.codename,
+                        &y.component,
+                        &y.site,
+                        y.trusted,
+                    ))
+            });
+        }
+        inventory.available.sort_by(|a, b| {
+            (&a.name, &a.arch, &a.version, &a.repository)
+                .cmp(&(&b.name, &b.arch, &b.version, &b.repository))
+                .then_with(|| {
+                    serde_json::to_string(a)
+                        .unwrap_or_default()
+                        .cmp(&serde_json::to_string(b).unwrap_or_default())
+                })
+        });
+        for n in &mut inventory.notices {
+            n.cves.sort();
+            n.bugzilla.sort();
+            n.packages.sort_by(|x, y| {
+                (&x.name, &x.arch, &x.version).cmp(&(&y.name, &y.arch, &y.version))
+            });
+        }
+        inventory.notices.sort_by(|a, b| {
+            a.id.cmp(&b.id).then_with(|| {
+                serde_json::to_string(a)
+                    .unwrap_or_default()
+                    .cmp(&serde_json::to_string(b).unwrap_or_default())
+            })
+        });
+        serde_json::to_vec(&inventory).expect("facts always serialize")
+    }
+
+    /// `sha256:` and the hex SHA-256 of [`Self::canonical_inventory`]: the
+    /// same inventory gives the same hash on every machine, whatever order
+    /// the agent listed things in.
+    pub fn content_hash(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.canonical_inventory());
+        let mut out = String::with_capacity(7 + 64);
+        out.push_str("sha256:");
+        for byte in digest {
+            out.push_str(&format!("{byte:02x}"));
+        }
+        out
+    }
 }
