@@ -14,8 +14,15 @@ use patchfleet_pkg::apt::{AptRoot, ScanOptions, boot_time_from_proc_stat, scan_w
 use patchfleet_pkg::rpm::run::{self as rpm, RpmRoot, RpmScanOptions};
 use std::path::{Path, PathBuf};
 
-/// Scans the root named by `args` and reports its warnings on standard error.
+/// Scans the root named by `args`, reports its warnings on standard error,
+/// and adds what the node remembers of earlier installs.
 pub fn collect(args: &CollectArgs) -> Result<NodeFacts> {
+    let mut facts = scan_root(args)?;
+    facts.reboot_state = crate::patch_states::read(&args.root)?;
+    Ok(facts)
+}
+
+fn scan_root(args: &CollectArgs) -> Result<NodeFacts> {
     let root = args.root.as_path();
     let is_host = is_host_root(root);
     let os_release = os_release_path(root)?;

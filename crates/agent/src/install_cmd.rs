@@ -9,22 +9,24 @@
 
 use crate::baseline_arg::{self, BaselineArgs};
 use crate::collect::collect;
+use crate::patch_states;
 use crate::scan_cmd::OutputFormat;
 use crate::{CollectArgs, emit};
 use anyhow::{Context, Result, anyhow, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use jiff::Timestamp;
 use patchfleet_core::eval::{
     CompiledBaseline, EvalOptions, InstallOutcome, InstallPlan, Operation, PendingRebootScope,
-    PlannedInstall, evaluate,
+    PlannedInstall, RebootOption, evaluate, reboot_after,
 };
 use patchfleet_core::facts::NodeFacts;
-use patchfleet_core::inventory::Inventory;
+use patchfleet_core::inventory::{Inventory, Version};
 use patchfleet_core::os::Family;
 use patchfleet_core::report::{ReportContext, render};
 use patchfleet_pkg::apt::{
     AptRoot, InstallOptions, InstallReport, PackageResult, Simulation, install, simulate,
 };
+use patchfleet_pkg::runner::{CommandSpec, Runner};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -43,6 +45,24 @@ pub struct InstallArgs {
     at: Option<Timestamp>,
     #[arg(long, value_enum, default_value = "table")]
     output: OutputFormat,
+    /// RebootIfNeeded: reboot when anything was installed or an earlier
+    /// NoReboot install is still pending (Patch Manager's rule). NoReboot:
+    /// never; what was installed stays InstalledPendingReboot until a reboot.
+    #[arg(long, value_enum, default_value = "RebootIfNeeded")]
+    reboot_option: RebootArg,
+    /// The command that reboots, as program and arguments (default
+    /// `systemctl reboot`). With a --root other than `/` nothing is rebooted
+    /// unless this is given (test beds).
+    #[arg(long)]
+    reboot_command: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RebootArg {
+    #[value(name = "RebootIfNeeded")]
+    RebootIfNeeded,
+    #[value(name = "NoReboot")]
+    NoReboot,
 }
 
 pub fn run(args: &InstallArgs) -> Result<ExitCode> {
@@ -87,6 +107,32 @@ pub fn run(args: &InstallArgs) -> Result<ExitCode> {
 
     let result = install(&root, &plan, &opts).map_err(|e| anyhow!("{e}"))?;
     let end = Timestamp::now();
+    let installed_now = installed_titles(&result)?;
+    let reboot = match args.reboot_option {
+        RebootArg::NoReboot => {
+            // Spec §4.3 step 2: what this run installed waits for a reboot.
+            if !installed_now.is_empty() {
+                let mut state = facts.reboot_state.clone().unwrap_or_default();
+                state.last_no_reboot_install_operation_time = Some(end);
+                for title in installed_now {
+                    if !state.pending_reboot.contains(&title) {
+                        state.pending_reboot.push(title);
+                    }
+                }
+                patch_states::write(&args.collect.root, &state)?;
+            }
+            false
+        }
+        RebootArg::RebootIfNeeded => {
+            let before = Inventory::prepare(&facts).context("the scanned facts")?;
+            reboot_after(
+                RebootOption::RebootIfNeeded,
+                true,
+                !installed_now.is_empty(),
+                &before,
+            )
+        }
+    };
     let after = collect(&args.collect).context("scanning again after the install")?;
     let at_after = args.at.unwrap_or(end);
     let evaluation_report = {
@@ -97,14 +143,26 @@ pub fn run(args: &InstallArgs) -> Result<ExitCode> {
                 override_list: None,
             },
             outcome: InstallOutcome::Baseline,
-            pending_reboot_scope: PendingRebootScope::AnyInstallAfterBoot,
+            // Before the reboot it decides, Patch Manager reports this run's
+            // packages Installed, not pending (spec §4.3).
+            pending_reboot_scope: if reboot {
+                PendingRebootScope::PatchManagerOnly
+            } else {
+                PendingRebootScope::AnyInstallAfterBoot
+            },
         };
         let evaluation = evaluate(&compiled, &inventory, &options);
         let context = ReportContext {
             operation: "Install".to_string(),
             operation_start: Some(args.at.unwrap_or(start)),
             operation_end: Some(at_after),
-            reboot_option: Some("NoReboot".to_string()),
+            reboot_option: Some(
+                match args.reboot_option {
+                    RebootArg::RebootIfNeeded => "RebootIfNeeded",
+                    RebootArg::NoReboot => "NoReboot",
+                }
+                .to_string(),
+            ),
             ..ReportContext::default()
         };
         render(&evaluation, &inventory, &compiled, &context)
@@ -116,20 +174,67 @@ pub fn run(args: &InstallArgs) -> Result<ExitCode> {
                 "Report": evaluation_report,
                 "Install": result,
                 "RebootRequired": result.reboot.reboot_required,
+                "Reboot": reboot,
             }))?
         ))?,
         OutputFormat::Table => {
             let mut text =
                 patchfleet_render::table(&evaluation_report, baseline.name_or_empty(), false);
             text.push_str(&install_table(&result));
+            let _ = writeln!(text, "Reboot: {}", if reboot { "now" } else { "no" });
             emit(&text)?;
         }
+    }
+    // The report is out before the reboot, as Patch Manager uploads first.
+    if reboot {
+        run_reboot(args)?;
     }
     Ok(if result.all_installed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Titles (`name.arch:version`) of what this run actually changed.
+fn installed_titles(result: &InstallReport) -> Result<Vec<String>> {
+    let mut titles = Vec::new();
+    for p in &result.packages {
+        if p.result == PackageResult::Installed && p.previous.as_deref() != Some(p.version.as_str())
+        {
+            let version = Version::parse(Family::Apt, &p.version).map_err(|e| anyhow!("{e}"))?;
+            titles.push(format!("{}.{}:{version}", p.name, p.arch));
+        }
+    }
+    Ok(titles)
+}
+
+/// Reboots through the runner. A root other than `/` is only "rebooted"
+/// with an explicit command (test beds); the node's own reboot is
+/// `systemctl reboot`, an orderly shutdown.
+fn run_reboot(args: &InstallArgs) -> Result<()> {
+    let command = match (
+        &args.reboot_command,
+        crate::collect::is_host_root(&args.collect.root),
+    ) {
+        (Some(c), _) => c.clone(),
+        (None, true) => "systemctl reboot".to_string(),
+        (None, false) => {
+            eprintln!(
+                "patchfleet-agent: not rebooting: {} is not this system's root (give --reboot-command)",
+                args.collect.root.display()
+            );
+            return Ok(());
+        }
+    };
+    let mut words = command.split_whitespace();
+    let program = words
+        .next()
+        .ok_or_else(|| anyhow!("--reboot-command is empty"))?;
+    Runner::default()
+        .run_ok(&CommandSpec::new(program).args(words))
+        .map_err(|e| anyhow!("reboot: {e}"))?;
+    Ok(())
 }
 
 /// The install plan of `facts` for an Install at `at`.

@@ -7,6 +7,7 @@
 mod baseline_arg;
 mod collect;
 mod install_cmd;
+mod patch_states;
 mod scan_cmd;
 
 use clap::{Args, Parser, Subcommand};
@@ -41,7 +42,7 @@ pub struct CollectArgs {
     /// The system's root directory: `/` on a node, a mounted image or a
     /// test bed otherwise.
     #[arg(long, default_value = "/")]
-    root: PathBuf,
+    pub root: PathBuf,
     /// Refresh the repository metadata first (apt-get update); never by default.
     #[arg(long)]
     refresh: bool,

@@ -175,11 +175,23 @@ fn install_then_report() {
     assert_eq!(installed_version(&root, "tb-kernel"), "1.1-1");
     assert_eq!(installed_version(&root, "tb-tool"), "2.0-1");
 
-    // Boot time before the install: pending a reboot.
-    let (_tmp2, root2) = testbed("install-pending");
-    let r2 = root2.to_str().unwrap();
+    // RebootIfNeeded installed something: a reboot is decided, but this
+    // root is not the system's and no --reboot-command was given.
+    assert_eq!(out["Reboot"], true);
+    assert_eq!(
+        out["Report"]["InstancePatchState"]["RebootOption"],
+        "RebootIfNeeded"
+    );
+}
+
+/// Worked example E12: NoReboot leaves what it installed pending (and says
+/// so in the node's state file) until the node has booted again.
+#[test]
+fn no_reboot_then_reboot_and_scan() {
+    let (_tmp, root) = testbed("install-pending");
+    let r = root.to_str().unwrap();
     let boot = (Timestamp::now() - SignedDuration::from_hours(1)).to_string();
-    let out = json_ok(&install_args(r2, &boot, &[]));
+    let out = json_ok(&install_args(r, &boot, &["--reboot-option", "NoReboot"]));
     let st = states(&out["Report"]);
     assert_eq!(st["tb-hello"], "InstalledPendingReboot", "{st:?}");
     assert_eq!(st["tb-kernel"], "InstalledPendingReboot", "{st:?}");
@@ -188,4 +200,57 @@ fn install_then_report() {
         "Installed",
         "{out:#}"
     );
+    assert_eq!(out["Reboot"], false);
+    let state = root.join("var/lib/patchfleet/patch-states.json");
+    let text = std::fs::read_to_string(&state).expect("the state file is written");
+    assert!(text.contains("\"tb-kernel.all:1.1-1\""), "{text}");
+    assert!(text.contains("\"tb-hello.all:1.1-1\""), "{text}");
+    assert!(
+        out["Report"]["InstancePatchState"]
+            .get("LastNoRebootInstallOperationTime")
+            .is_some(),
+        "{out:#}"
+    );
+
+    // A scan before the reboot still says pending, even in
+    // patch-manager-only terms: the state file remembers.
+    let scan = |boot: &str| {
+        json_ok(&[
+            "scan",
+            "--root",
+            r,
+            "--predefined",
+            "AWS-DebianDefaultPatchBaseline",
+            "--output",
+            "json",
+            "--boot-time",
+            boot,
+        ])
+    };
+    let st = states(&scan(&boot));
+    assert_eq!(st["tb-kernel"], "InstalledPendingReboot", "{st:?}");
+    // After a reboot the next scan reports them Installed (compliant).
+    let rebooted = (Timestamp::now() + SignedDuration::from_hours(1)).to_string();
+    let after = scan(&rebooted);
+    let st = states(&after);
+    assert_eq!(st["tb-kernel"], "Installed", "{st:?}");
+    assert_eq!(st["tb-hello"], "Installed", "{st:?}");
+    assert_eq!(after["Compliance"]["Status"], "COMPLIANT", "{after:#}");
+}
+
+/// RebootIfNeeded reboots through the given command, after the report.
+#[test]
+fn reboot_if_needed_runs_the_reboot_command() {
+    let (tmp, root) = testbed("install-reboot");
+    let r = root.to_str().unwrap();
+    let marker = tmp.0.join("rebooted");
+    let command = format!("touch {}", marker.display());
+    let boot = (Timestamp::now() - SignedDuration::from_hours(1)).to_string();
+    let out = json_ok(&install_args(r, &boot, &["--reboot-command", &command]));
+    assert_eq!(out["Reboot"], true);
+    assert!(marker.exists(), "the reboot command did not run");
+    // Reported before the reboot: this run's packages are Installed.
+    let st = states(&out["Report"]);
+    assert_eq!(st["tb-kernel"], "Installed", "{st:?}");
+    assert!(!root.join("var/lib/patchfleet/patch-states.json").exists());
 }
