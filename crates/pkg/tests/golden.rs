@@ -6,6 +6,8 @@
 //! rewrite them with `PATCHFLEET_BLESS=1 cargo test -p patchfleet-pkg --test golden`
 //! after a deliberate change, and review the diff.
 
+mod common;
+
 use patchfleet_core::os::OperatingSystem as O;
 use patchfleet_pkg::OsRelease;
 use patchfleet_pkg::apt::{self, IndexSource, Release};
@@ -24,23 +26,8 @@ fn read(rel: &str) -> String {
 
 /// Compares `value` as pretty JSON with `<rel>.json` (or writes it when blessing).
 fn check_json(rel: &str, value: &impl serde::Serialize) {
-    let path = golden(&format!("{rel}.json"));
     let got = serde_json::to_string_pretty(value).unwrap() + "\n";
-    if std::env::var_os("PATCHFLEET_BLESS").is_some() {
-        std::fs::write(&path, &got).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (create it with PATCHFLEET_BLESS=1)",
-            path.display()
-        )
-    });
-    assert!(
-        got == want,
-        "{} differs from the parser's output:\n{got}",
-        path.display()
-    );
+    common::check_golden_json(&golden(&format!("{rel}.json")), &got);
 }
 
 /// The OS and product of an os-release file, or the error message.

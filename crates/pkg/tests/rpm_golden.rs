@@ -8,6 +8,10 @@
 //! `PATCHFLEET_BLESS=1 cargo test -p patchfleet-pkg --test rpm_golden`
 //! after a deliberate change, and review the diff.
 
+mod common;
+
+use common::TempDir;
+
 use jiff::Timestamp;
 use patchfleet_core::facts::{AvailablePackage, InstalledPackage, NoticePackage, UpdateNotice};
 use patchfleet_core::release_date::parse_notice_date;
@@ -29,23 +33,8 @@ fn read(path: &Path) -> Vec<u8> {
 
 /// Compares `value` as pretty JSON with `<rel>.json` (or writes it when blessing).
 fn check_json(rel: &str, value: &impl serde::Serialize) {
-    let path = golden(&format!("{rel}.json"));
     let got = serde_json::to_string_pretty(value).unwrap() + "\n";
-    if std::env::var_os("PATCHFLEET_BLESS").is_some() {
-        std::fs::write(&path, &got).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (create it with PATCHFLEET_BLESS=1)",
-            path.display()
-        )
-    });
-    assert!(
-        got == want,
-        "{} differs from the parser's output:\n{got}",
-        path.display()
-    );
+    common::check_golden_json(&golden(&format!("{rel}.json")), &got);
 }
 
 fn ts(secs: i64) -> Timestamp {
@@ -54,25 +43,6 @@ fn ts(secs: i64) -> Timestamp {
 
 // ---------------------------------------------------------------------------
 // The test bed
-
-/// A folder under Cargo's per-test temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir =
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn require_tools() {
     let missing: Vec<&str> = [

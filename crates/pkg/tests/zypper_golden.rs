@@ -31,23 +31,8 @@ fn read(path: &Path) -> Vec<u8> {
 
 /// Compares `value` as pretty JSON with `<rel>.json` (or writes it when blessing).
 fn check_json(rel: &str, value: &impl serde::Serialize) {
-    let path = golden(&format!("{rel}.json"));
     let got = serde_json::to_string_pretty(value).unwrap() + "\n";
-    if std::env::var_os("PATCHFLEET_BLESS").is_some() {
-        std::fs::write(&path, &got).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (create it with PATCHFLEET_BLESS=1)",
-            path.display()
-        )
-    });
-    assert!(
-        got == want,
-        "{} differs from the parser's output:\n{got}",
-        path.display()
-    );
+    common::check_golden_json(&golden(&format!("{rel}.json")), &got);
 }
 
 fn patches(input: &str, xml: &[u8]) -> Vec<UpdateNotice> {

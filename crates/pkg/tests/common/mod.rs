@@ -73,3 +73,23 @@ pub fn build_apt_testbed(dir: &Path) -> Duration {
         .unwrap_or_else(|e| panic!("building the APT test bed failed: {e}"));
     start.elapsed()
 }
+
+/// Compares `got` (pretty JSON) with the golden file `path` — or writes it
+/// when `PATCHFLEET_BLESS` is set (review the diff before committing).
+pub fn check_golden_json(path: &Path, got: &str) {
+    if std::env::var_os("PATCHFLEET_BLESS").is_some() {
+        std::fs::write(path, got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (create it with PATCHFLEET_BLESS=1)",
+            path.display()
+        )
+    });
+    assert!(
+        got == want,
+        "{} differs from the parser's output:\n{got}",
+        path.display()
+    );
+}
