@@ -15,12 +15,12 @@ use patchfleet_core::report::{ReportContext, render};
 #[path = "../../pkg/tests/common/mod.rs"]
 mod common;
 
-use common::{TempDir, build_apt_testbed};
+use common::{TempDir, build_apt_testbed, snapshot};
 use patchfleet_pkg::runner::{CommandSpec, Runner};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_patchfleet-agent");
 
@@ -58,24 +58,6 @@ fn fails(args: &[&str]) -> String {
     assert!(stderr.starts_with("patchfleet-agent: "), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
-}
-
-/// Every file under `dir` with its bytes and mtime.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, SystemTime)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let t = e.file_type().unwrap();
-            if t.is_dir() {
-                stack.push(e.path());
-            } else if t.is_file() {
-                let m = e.metadata().unwrap().modified().unwrap();
-                out.insert(e.path(), (std::fs::read(e.path()).unwrap(), m));
-            }
-        }
-    }
-    out
 }
 
 /// `(title prefix → state)` of a report's patches.

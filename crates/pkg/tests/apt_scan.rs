@@ -17,10 +17,9 @@ use patchfleet_core::version::deb;
 use patchfleet_pkg::apt::{AptRoot, ScanOptions, scan, scan_with};
 mod common;
 
-use common::{TempDir, build_apt_testbed};
+use common::{TempDir, build_apt_testbed, snapshot};
 use patchfleet_pkg::runner::{CommandSpec, Runner};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 fn origins_of<'a>(facts: &'a NodeFacts, name: &str, version: &str) -> &'a [AptOrigin] {
@@ -30,24 +29,6 @@ fn origins_of<'a>(facts: &'a NodeFacts, name: &str, version: &str) -> &'a [AptOr
         .find(|a| a.name == name && a.version == version)
         .unwrap_or_else(|| panic!("{name} {version} is not available: {:#?}", facts.available))
         .origins
-}
-
-/// Every file under `dir` with its bytes and mtime.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, std::time::SystemTime)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let t = e.file_type().unwrap();
-            if t.is_dir() {
-                stack.push(e.path());
-            } else if t.is_file() {
-                let m = e.metadata().unwrap().modified().unwrap();
-                out.insert(e.path(), (std::fs::read(e.path()).unwrap(), m));
-            }
-        }
-    }
-    out
 }
 
 #[test]

@@ -93,3 +93,22 @@ pub fn check_golden_json(path: &Path, got: &str) {
         path.display()
     );
 }
+
+/// Every file under `dir` with its bytes and mtime: two snapshots equal
+/// means nothing under `dir` was written.
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, (Vec<u8>, SystemTime)> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                let m = e.metadata().unwrap().modified().unwrap();
+                out.insert(e.path(), (std::fs::read(e.path()).unwrap(), m));
+            }
+        }
+    }
+    out
+}
