@@ -289,6 +289,8 @@ pub fn rpm_node(variant: u64) -> NodeFacts {
         notices,
         boot_time: Some(jiff::Timestamp::from_second(1_735_000_000).unwrap()),
         reboot_state: None,
+        running_kernel: None,
+        reboot_required: Vec::new(),
     }
 }
 

@@ -173,7 +173,7 @@ pub fn run(args: &InstallArgs) -> Result<ExitCode> {
             serde_json::to_string_pretty(&json!({
                 "Report": evaluation_report,
                 "Install": result,
-                "RebootRequired": result.reboot.reboot_required,
+                "RebootRequired": !result.reboot_required.is_empty(),
                 "Reboot": reboot,
             }))?
         ))?,
@@ -310,19 +310,11 @@ fn install_table(r: &InstallReport) -> String {
             p.version
         );
     }
-    let _ = writeln!(
-        s,
-        "Reboot required: {}{}",
-        if r.reboot.reboot_required {
-            "yes"
-        } else {
-            "no"
-        },
-        if r.reboot.packages.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", r.reboot.packages.join(", "))
-        }
-    );
+    if r.reboot_required.is_empty() {
+        s.push_str("Reboot required: no\n");
+    }
+    for e in &r.reboot_required {
+        let _ = writeln!(s, "Reboot required: yes ({})", e.detail);
+    }
     s
 }

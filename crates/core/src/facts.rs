@@ -37,6 +37,14 @@ pub struct NodeFacts {
     /// The node's memory of earlier operations (the patch-states file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reboot_state: Option<RebootState>,
+    /// The running kernel's release (`uname -r`), to compare with the
+    /// installed kernel packages (see [`crate::reboot_evidence`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_kernel: Option<String>,
+    /// Why the node needs a reboot, as the agent observed it; empty when
+    /// nothing says so.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reboot_required: Vec<RebootEvidence>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -167,6 +175,33 @@ pub struct RebootState {
     pub pending_reboot: Vec<String>,
 }
 
+/// One observation that the node needs a reboot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebootEvidence {
+    pub source: RebootSource,
+    /// The packages that asked for it, where the source names them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
+    /// The evidence in words (which file, which versions, which exit status).
+    pub detail: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RebootSource {
+    /// Debian/Ubuntu's `/var/run/reboot-required` (and `.pkgs`).
+    RebootRequiredFile,
+    /// A core package (kernel, glibc, systemd, openssl, …) was installed
+    /// after the last boot: `needs-restarting -r` semantics.
+    CorePackageUpdated,
+    /// A newer kernel is installed than the one running.
+    NewerKernel,
+    /// The package manager said so (zypper's exit status 102, a
+    /// reboot-suggested patch).
+    PackageManager,
+}
+
 /// Facts could not be read: says what and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid node facts: {0}")]
@@ -189,13 +224,15 @@ impl NodeFacts {
     }
 
     /// The inventory (format, OS, installed, available, notices) in one
-    /// canonical form: every list sorted, compact JSON. Boot time and reboot
-    /// state are the node's, not the inventory's, and are left out, so
+    /// canonical form: every list sorted, compact JSON. Boot time, reboot
+    /// state, running kernel and reboot evidence are the node's, not the inventory's, and are left out, so
     /// nodes built from one image share one inventory (DESIGN decision 2).
     pub fn canonical_inventory(&self) -> Vec<u8> {
         let mut inventory = NodeFacts {
             boot_time: None,
             reboot_state: None,
+            running_kernel: None,
+            reboot_required: Vec::new(),
             ..self.clone()
         };
         inventory.installed.sort_by(|a, b| {

@@ -12,6 +12,7 @@ pub mod eval;
 pub mod facts;
 pub mod inventory;
 pub mod os;
+pub mod reboot_evidence;
 pub mod release_date;
 pub mod report;
 pub mod version;

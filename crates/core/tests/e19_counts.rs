@@ -73,6 +73,8 @@ fn e19_counting_example() {
         notices: vec![],
         boot_time: None,
         reboot_state: None,
+        running_kernel: None,
+        reboot_required: Vec::new(),
     };
     // 3 Installed: the installed version is an approved bugfix.
     for i in 0..3 {

@@ -133,6 +133,8 @@ fn facts(os: OperatingSystem, pkgs: &[Pkg], boot: i64) -> NodeFacts {
         notices: if apt { vec![] } else { notices },
         boot_time: Some(jiff::Timestamp::from_second(boot).unwrap()),
         reboot_state: None,
+        running_kernel: None,
+        reboot_required: Vec::new(),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use patchfleet_core::facts::{
     AptOrigin, AvailablePackage, FACTS_FORMAT, InstalledPackage, NodeFacts, NoticePackage, OsFacts,
-    RebootState, UpdateNotice,
+    RebootEvidence, RebootSource, RebootState, UpdateNotice,
 };
 use patchfleet_core::os::{OperatingSystem, PackageManager};
 use serde_json::Value;
@@ -67,6 +67,12 @@ fn full_facts() -> NodeFacts {
             last_no_reboot_install_operation_time: t(),
             pending_reboot: vec!["a.amd64:1.0-1".into()],
         }),
+        running_kernel: Some("6.1.0-26-amd64".into()),
+        reboot_required: vec![RebootEvidence {
+            source: RebootSource::RebootRequiredFile,
+            packages: vec!["linux-image-6.1.0-27-amd64".into()],
+            detail: "/var/run/reboot-required".into(),
+        }],
     }
 }
 

@@ -12,7 +12,11 @@
 //! * [`rpm`]: repomd, primary, updateinfo and `rpm -qa` parsers.
 
 pub mod apt;
+pub mod backend;
+pub mod install;
+pub mod lock;
 pub mod os_release;
+pub mod reboot;
 pub mod rpm;
 pub mod runner;
 mod xml;

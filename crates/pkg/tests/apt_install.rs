@@ -102,7 +102,7 @@ fn installs_the_default_baseline_plan() {
     let report =
         install(&root, &plan, &InstallOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("installed in {:?}", report.elapsed);
-    assert_eq!(report.apt_exit.as_deref(), Some("exit status 0"));
+    assert_eq!(report.exit.as_deref(), Some("exit status 0"));
     assert!(report.all_installed(), "{report:#?}");
     assert_eq!(report.packages.len(), 2);
     for p in &report.packages {
@@ -123,8 +123,13 @@ fn installs_the_default_baseline_plan() {
     );
 
     // The reboot flag of tb-kernel's postinst: in the root, never the host's.
-    assert!(report.reboot.reboot_required, "{:?}", report.reboot);
-    assert_eq!(report.reboot.packages, ["tb-kernel"]);
+    assert_eq!(
+        report.reboot_required.len(),
+        1,
+        "{:?}",
+        report.reboot_required
+    );
+    assert_eq!(report.reboot_required[0].packages, ["tb-kernel"]);
     assert!(root.dir.join("var/run/reboot-required").is_file());
     assert_eq!(
         host_flag(),
@@ -175,7 +180,7 @@ fn a_version_that_does_not_exist_fails_with_apts_reason() {
         ])
     );
     // tb-kernel's postinst did not run.
-    assert!(!report.reboot.reboot_required);
+    assert!(report.reboot_required.is_empty());
 
     // A plan of nothing but unknown versions: no run at all.
     let plan = InstallPlan {
@@ -191,7 +196,7 @@ fn a_version_that_does_not_exist_fails_with_apts_reason() {
         block_rejected: false,
     };
     let report = install(&root, &plan, &InstallOptions::default()).unwrap();
-    assert_eq!(report.apt_exit, None);
+    assert_eq!(report.exit, None);
     assert!(
         matches!(&report.packages[0].result, PackageResult::Failed { reason } if reason.contains("7.0-1")),
         "{report:#?}"

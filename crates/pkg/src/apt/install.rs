@@ -33,166 +33,17 @@
 
 use super::parse_dpkg_status;
 use super::run::AptRoot;
-use crate::runner::{CommandSpec, Exit, RunError, Runner};
+pub use crate::install::{
+    InstallError, InstallOptions, InstallReport, PackageOutcome, PackageResult, SimAction, SimStep,
+    Simulation,
+};
+use crate::runner::{CommandSpec, Exit};
 use patchfleet_core::eval::pattern::{Components, PatternSet};
 use patchfleet_core::eval::{InstallPlan, PlannedInstall};
 use patchfleet_core::os::Family;
-use serde::Serialize;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-#[derive(Clone, Debug)]
-pub struct InstallOptions {
-    pub runner: Runner,
-    /// Timeout of each simulation.
-    pub simulate_timeout: Duration,
-    /// Timeout of the real `apt-get install`.
-    pub install_timeout: Duration,
-    /// How long a held dpkg lock is waited for before the install fails.
-    pub lock_wait: Duration,
-}
-
-impl Default for InstallOptions {
-    fn default() -> Self {
-        InstallOptions {
-            runner: Runner::default(),
-            simulate_timeout: Duration::from_secs(120),
-            install_timeout: Duration::from_secs(1800),
-            lock_wait: Duration::from_secs(60),
-        }
-    }
-}
-
-/// What an `Inst`/`Remv`/`Conf` line of a simulation says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum SimAction {
-    Install,
-    Remove,
-    Configure,
-}
-
-/// One line of `apt-get -s`: `Inst name [old] (new origin [arch])`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct SimStep {
-    pub action: SimAction,
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub arch: Option<String>,
-    /// The installed version (`[old]`); `None` for a new install.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old: Option<String>,
-    /// The version apt would install (`Inst`, `Conf`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub new: Option<String>,
-    /// `Label:Version/Suite` (apt's words), possibly several.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub origin: Option<String>,
-}
-
-/// What the simulation of the plan says apt would do.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Simulation {
-    /// The command simulated (after dropping unresolvable packages).
-    pub command: String,
-    pub steps: Vec<SimStep>,
-    /// Planned packages apt could not resolve, with its message.
-    pub unresolved: Vec<(String, String)>,
-}
-
-/// The result for one planned package.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "result")]
-pub enum PackageResult {
-    /// Exactly the planned version is installed now.
-    Installed,
-    Failed {
-        reason: String,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PackageOutcome {
-    pub name: String,
-    pub arch: String,
-    pub version: String,
-    /// The installed version before the run.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub previous: Option<String>,
-    #[serde(flatten)]
-    pub result: PackageResult,
-}
-
-/// `var/run/reboot-required` and its `.pkgs`, in the root.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct RebootEvidence {
-    pub reboot_required: bool,
-    pub packages: Vec<String>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct InstallReport {
-    pub simulation: Simulation,
-    /// One per planned package, in the plan's order.
-    pub packages: Vec<PackageOutcome>,
-    pub reboot: RebootEvidence,
-    /// The real run's exit (`None`: nothing to install, no run).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub apt_exit: Option<String>,
-    /// apt's `E:` and `W:` lines of the real run.
-    pub apt_messages: Vec<String>,
-    #[serde(with = "duration_secs")]
-    pub elapsed: Duration,
-}
-
-impl InstallReport {
-    pub fn all_installed(&self) -> bool {
-        self.packages
-            .iter()
-            .all(|p| p.result == PackageResult::Installed)
-    }
-}
-
-mod duration_secs {
-    pub fn serialize<S: serde::Serializer>(
-        d: &std::time::Duration,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum InstallError {
-    #[error(transparent)]
-    Run(#[from] RunError),
-    #[error("{path}: {message}")]
-    Status { path: String, message: String },
-    #[error("the simulation failed ({command}: {exit}): {messages}")]
-    Simulation {
-        command: String,
-        exit: String,
-        messages: String,
-    },
-    #[error("refused: installing the plan would remove {package} ({version}); nothing was changed")]
-    WouldRemove { package: String, version: String },
-    #[error(
-        "refused: installing the plan would install {package} {version}, which matches the rejected \
-         patch '{entry}' (RejectedPatchesAction BLOCK); nothing was changed"
-    )]
-    Rejected {
-        package: String,
-        version: String,
-        entry: String,
-    },
-    #[error("{path}: the dpkg lock is held by {holder}{waited}")]
-    Locked {
-        path: String,
-        /// `process 1234 (apt-get)`, or what apt said.
-        holder: String,
-        waited: String,
-    },
-}
 
 /// `apt-get` with the root's `APT_CONFIG`.
 fn apt_get(root: &AptRoot) -> CommandSpec {
@@ -406,8 +257,8 @@ pub fn install(
         .filter(|p| !failed.contains(p.name.as_str()))
         .collect();
 
-    let mut apt_exit = None;
-    let mut apt_messages = Vec::new();
+    let mut exit = None;
+    let mut messages_of_run = Vec::new();
     if !run.is_empty() {
         wait_for_lock(root, opts.lock_wait)?;
         let spec = apt_get(root)
@@ -429,7 +280,7 @@ pub fn install(
             .timeout(opts.install_timeout);
         let out = opts.runner.run(&spec)?;
         let text = format!("{}\n{}", out.stdout_text(), out.stderr.text());
-        apt_messages = messages(&text);
+        messages_of_run = messages(&text);
         if let Some(holder) = lock_holder_message(&text) {
             return Err(InstallError::Locked {
                 path: admin_dir(root).join("lock-frontend").display().to_string(),
@@ -437,9 +288,9 @@ pub fn install(
                 waited: String::new(),
             });
         }
-        apt_exit = Some(out.exit.to_string());
-        if out.exit != Exit::Code(0) && apt_messages.is_empty() {
-            apt_messages.push(format!("E: {}", out.stderr.tail_text()));
+        exit = Some(out.exit.to_string());
+        if out.exit != Exit::Code(0) && messages_of_run.is_empty() {
+            messages_of_run.push(format!("E: {}", out.stderr.tail_text()));
         }
     }
 
@@ -458,7 +309,7 @@ pub fn install(
             } else if now == Some(p.version.as_str()) {
                 PackageResult::Installed
             } else {
-                let own: Vec<&str> = apt_messages
+                let own: Vec<&str> = messages_of_run
                     .iter()
                     .filter(|m| m.starts_with("E: ") && m.contains(p.name.as_str()))
                     .map(|m| m.trim_start_matches("E: "))
@@ -486,9 +337,9 @@ pub fn install(
     Ok(InstallReport {
         simulation,
         packages,
-        reboot: reboot_evidence(&root.dir),
-        apt_exit,
-        apt_messages,
+        reboot_required: crate::reboot::flag_file(&root.dir).into_iter().collect(),
+        exit,
+        messages: messages_of_run,
         elapsed: start.elapsed(),
     })
 }
@@ -522,23 +373,42 @@ fn find<'a>(versions: &'a Versions, p: &PlannedInstall) -> Option<&'a str> {
         .map(|(_, _, v)| v.as_str())
 }
 
-/// The reboot flag files of `dir` (`var/run/…`, `run/…`).
-pub fn reboot_evidence(dir: &Path) -> RebootEvidence {
-    let mut ev = RebootEvidence::default();
-    for base in ["var/run", "run"] {
-        let flag = dir.join(base).join("reboot-required");
-        if flag.exists() {
-            ev.reboot_required = true;
-        }
-        if let Ok(text) = std::fs::read_to_string(dir.join(base).join("reboot-required.pkgs")) {
-            for l in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-                if !ev.packages.iter().any(|p| p == l) {
-                    ev.packages.push(l.to_string());
-                }
-            }
-        }
+/// `dpkg --configure -a` on `root` (after waiting for its lock): finishes
+/// the packages an interrupted run left half-done, keeping existing
+/// configuration files. Returns dpkg's output. Only on request: a repair
+/// runs maintainer scripts.
+pub fn configure_pending(root: &AptRoot, opts: &InstallOptions) -> Result<String, InstallError> {
+    wait_for_lock(root, opts.lock_wait)?;
+    let mut spec = CommandSpec::new("dpkg");
+    if root.dir != std::path::Path::new("/") {
+        let dir = root.dir.display();
+        spec = spec.args([
+            format!("--root={dir}"),
+            format!("--admindir={dir}/var/lib/dpkg"),
+            format!("--log={dir}/var/log/dpkg.log"),
+            // The test beds' rule (testbeds.md A1): scripts run on the host
+            // with DPKG_ROOT set, as the root's apt.conf has apt run them.
+            "--force-script-chrootless".to_string(),
+        ]);
     }
-    ev
+    let spec = spec
+        .args([
+            "--force-confold",
+            "--force-confdef",
+            "--configure",
+            "--pending",
+        ])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .timeout(opts.install_timeout);
+    let out = opts.runner.run(&spec)?;
+    if !out.is_success() {
+        return Err(InstallError::Repair {
+            command: out.command.clone(),
+            exit: out.exit.to_string(),
+            messages: out.stderr.tail_text(),
+        });
+    }
+    Ok(format!("{}{}", out.stdout_text(), out.stderr.text()))
 }
 
 /// dpkg's admin folder of the root.
@@ -557,60 +427,15 @@ fn lock_holder_message(text: &str) -> Option<String> {
 
 /// Waits up to `wait` for dpkg's locks of `root` to be free.
 fn wait_for_lock(root: &AptRoot, wait: Duration) -> Result<(), InstallError> {
-    let until = Instant::now() + wait;
     let dir = admin_dir(root);
-    loop {
-        let held = ["lock-frontend", "lock"]
-            .iter()
-            .map(|f| dir.join(f))
-            .find_map(|p| lock_holder(&p).map(|h| (p, h)));
-        let Some((path, holder)) = held else {
-            return Ok(());
-        };
-        if Instant::now() >= until {
-            return Err(InstallError::Locked {
-                path: path.display().to_string(),
-                holder,
-                waited: format!(" (waited {:?})", wait),
-            });
+    let (front, back) = (dir.join("lock-frontend"), dir.join("lock"));
+    crate::lock::wait_while_held(&[&front, &back], wait).map_err(|(path, holder)| {
+        InstallError::Locked {
+            path,
+            holder,
+            waited: format!(" (waited {wait:?})"),
         }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The holder of a POSIX lock on `path` per `/proc/locks`:
-/// `process 1234 (apt-get)`. `None` when free (or unknowable).
-pub fn lock_holder(path: &Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).ok()?;
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    let (ino, dev) = (meta.ino(), meta.dev());
-    let (major, minor) = (
-        ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
-        (dev & 0xff) | ((dev >> 12) & !0xff),
-    );
-    for line in locks.lines() {
-        // 1: POSIX  ADVISORY  WRITE 1234 08:01:5678 0 EOF   ("->" lines wait)
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 6 || f[1] == "->" || f[1] == "FLOCK" {
-            continue;
-        }
-        let mut id = f[5].split(':');
-        let (Some(ma), Some(mi), Some(i)) = (id.next(), id.next(), id.next()) else {
-            continue;
-        };
-        let same = i.parse::<u64>() == Ok(ino)
-            && u64::from_str_radix(ma, 16) == Ok(major)
-            && u64::from_str_radix(mi, 16) == Ok(minor);
-        if same {
-            let pid = f[4];
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .map(|c| c.trim().to_string())
-                .unwrap_or_else(|_| "?".to_string());
-            return Some(format!("process {pid} ({comm})"));
-        }
-    }
-    None
+    })
 }
 
 #[cfg(test)]

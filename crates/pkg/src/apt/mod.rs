@@ -7,13 +7,15 @@
 //! * [`parse_packages`] / [`available_packages`]: `Packages` indexes, joined
 //!   with their Release into [`patchfleet_core::facts::AvailablePackage`].
 
+mod backend;
 pub mod install;
 mod parse;
 pub mod run;
 
+pub use backend::Apt;
 pub use install::{
-    InstallError, InstallOptions, InstallReport, PackageOutcome, PackageResult, RebootEvidence,
-    SimAction, SimStep, Simulation, install, simulate,
+    InstallError, InstallOptions, InstallReport, PackageOutcome, PackageResult, SimAction, SimStep,
+    Simulation, install, simulate,
 };
 pub use parse::{
     AptParseError, DpkgEntry, DpkgStatus, Field, IndexSource, InterruptedPackage, PackagesEntry,

@@ -211,6 +211,8 @@ pub fn scan_with(root: &AptRoot, opts: &ScanOptions) -> Result<Scan, ScanError> 
         notices: Vec::new(),
         boot_time: opts.boot_time,
         reboot_state: None,
+        running_kernel: None,
+        reboot_required: Vec::new(),
     };
     Ok(Scan {
         facts,

@@ -2,9 +2,12 @@
 //! `updateinfo.xml`, compressed or not) and of `rpm -qa` output; [`run`]
 //! scans a dnf/yum system (a real root or a test bed) into node facts.
 
+mod backend;
+pub mod install;
 pub mod parse;
 pub mod run;
 
+pub use backend::Rpm;
 pub use parse::{
     Checksum, Compression, DEFAULT_MAX_METADATA_SIZE, RPM_QUERY_FORMAT, Repomd, RepomdData,
     RpmParseError, decompress, parse_primary, parse_repomd, parse_rpm_query, parse_updateinfo,

@@ -267,6 +267,8 @@ pub fn scan_with(root: &RpmRoot, opts: &RpmScanOptions) -> Result<RpmScan, ScanE
         notices,
         boot_time: opts.boot_time,
         reboot_state: None,
+        running_kernel: None,
+        reboot_required: Vec::new(),
     };
     Ok(RpmScan {
         facts,
