@@ -170,7 +170,7 @@ fn install_then_report() {
     assert_eq!(out["Report"]["InstancePatchState"]["Operation"], "Install");
     assert_eq!(out["Report"]["InstancePatchState"]["FailedCount"], 0);
     assert_eq!(out["RebootRequired"], true);
-    assert_eq!(out["Install"]["reboot"]["packages"][0], "tb-kernel");
+    assert_eq!(out["Install"]["reboot_required"][0]["packages"][0], "tb-kernel");
     assert_eq!(installed_version(&root, "tb-hello"), "1.1-1");
     assert_eq!(installed_version(&root, "tb-kernel"), "1.1-1");
     assert_eq!(installed_version(&root, "tb-tool"), "2.0-1");
