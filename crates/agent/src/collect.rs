@@ -1,31 +1,41 @@
-//! Facts collection: the root's os-release names its package-manager
-//! family, whose backend scans the root (APT: `patchfleet_pkg::apt`; dnf and
-//! yum: `patchfleet_pkg::rpm::run`; zypper: not yet). Warnings (an unreadable index, a
-//! failed refresh, packages dpkg left half-done) go to standard error; the
-//! facts are the result.
+//! Facts collection: the root's os-release names the operating system,
+//! whose package-manager backend (`patchfleet_pkg::backend`) scans the root.
+//! The agent adds what the package manager does not know: the running
+//! kernel, the reboot evidence the facts give (`core::reboot_evidence`),
+//! and what the node remembers of earlier installs. Warnings (an unreadable
+//! index, a failing repository, packages dpkg left half-done) go to
+//! standard error; the facts are the result.
 
 use crate::CollectArgs;
 use anyhow::{Context, Result, anyhow, bail};
 use jiff::Timestamp;
 use patchfleet_core::facts::NodeFacts;
-use patchfleet_core::os::Family;
+use patchfleet_core::os::OperatingSystem;
+use patchfleet_core::reboot_evidence;
 use patchfleet_pkg::OsRelease;
-use patchfleet_pkg::apt::{AptRoot, ScanOptions, boot_time_from_proc_stat, scan_with};
-use patchfleet_pkg::rpm::run::{self as rpm, RpmRoot, RpmScanOptions};
+use patchfleet_pkg::apt::boot_time_from_proc_stat;
+use patchfleet_pkg::backend::{self, Backend, ScanRequest};
 use std::path::{Path, PathBuf};
 
-/// Scans the root named by `args`, reports its warnings on standard error,
-/// and adds what the node remembers of earlier installs.
-pub fn collect(args: &CollectArgs) -> Result<NodeFacts> {
-    let mut facts = scan_root(args)?;
-    facts.reboot_state = crate::patch_states::read(&args.root)?;
-    Ok(facts)
+/// A node's root, its operating system and its package manager.
+pub struct Node {
+    pub backend: Box<dyn Backend>,
+    pub os: OperatingSystem,
+    pub product: String,
+    pub is_host: bool,
 }
 
-fn scan_root(args: &CollectArgs) -> Result<NodeFacts> {
+/// Detects the operating system of the root named by `args` and picks its
+/// backend.
+pub fn open(args: &CollectArgs) -> Result<Node> {
     let root = args.root.as_path();
-    let is_host = is_host_root(root);
-    let os_release = os_release_path(root)?;
+    if !root.is_dir() {
+        bail!("{}: not a directory", root.display());
+    }
+    let os_release = match &args.os_release {
+        Some(path) => path.clone(),
+        None => os_release_path(root)?,
+    };
     let text = std::fs::read_to_string(&os_release)
         .with_context(|| format!("reading {}", os_release.display()))?;
     let label = os_release.display().to_string();
@@ -33,87 +43,56 @@ fn scan_root(args: &CollectArgs) -> Result<NodeFacts> {
         .map_err(|e| anyhow!("{e}"))?
         .detect()
         .map_err(|e| anyhow!("{label}: {e}"))?;
+    let backend = backend::for_root(root, os).map_err(|e| anyhow!("{label}: {product}: {e}"))?;
+    Ok(Node {
+        backend,
+        os,
+        product,
+        is_host: is_host_root(root),
+    })
+}
+
+/// Scans the root named by `args` (see the module documentation).
+pub fn collect(args: &CollectArgs) -> Result<NodeFacts> {
+    collect_on(&open(args)?, args)
+}
+
+pub fn collect_on(node: &Node, args: &CollectArgs) -> Result<NodeFacts> {
     let boot_time = match args.boot_time {
         Some(t) => Some(t),
-        None if is_host => host_boot_time(),
+        None if node.is_host => host_boot_time(),
         None => None,
     };
-    match os.family() {
-        Family::Apt => {
-            let apt_root = if is_host {
-                AptRoot::host()
-            } else {
-                AptRoot::at(root)
-            };
-            let opts = ScanOptions {
-                refresh: args.refresh,
-                boot_time,
-                ..ScanOptions::default()
-            };
-            let scan = scan_with(&apt_root, &opts).map_err(|e| anyhow!("{e}"))?;
-            for w in &scan.warnings {
-                warn(w);
-            }
-            for p in &scan.interrupted {
-                warn(&format!(
-                    "{}: {}{} is half-done ({}, {}): `dpkg --configure -a` repairs it",
-                    apt_root.status_path().display(),
-                    p.name,
-                    p.arch
-                        .as_deref()
-                        .map(|a| format!(":{a}"))
-                        .unwrap_or_default(),
-                    p.abbrev,
-                    p.status
-                ));
-            }
-            Ok(scan.facts)
-        }
-        Family::Rpm => {
-            let rpm_root = if is_host {
-                RpmRoot::host()
-            } else {
-                RpmRoot::at(root)
-            };
-            // rpm creates an empty database where there is none: refuse
-            // first, so that a scan never writes into the root.
-            if let Some(db) = &rpm_root.dbpath {
-                let db = rpm_root.path(db);
-                if !db.is_dir() {
-                    bail!(
-                        "{}: no rpm database: not the root of an installed {product} system",
-                        db.display()
-                    );
-                }
-            }
-            let opts = RpmScanOptions {
-                refresh: args.refresh,
-                boot_time,
-                ..RpmScanOptions::default()
-            };
-            let scan = rpm::scan_with(&rpm_root, &opts).map_err(|e| anyhow!("{e}"))?;
-            for w in &scan.warnings {
-                warn(w);
-            }
-            Ok(scan.facts)
-        }
-        family => {
-            let family = match family {
-                Family::Zypp => "a zypper",
-                _ => "an unsupported",
-            };
-            bail!(
-                "{label}: {product} is {family} system: not supported yet by this agent (it scans APT and dnf/yum systems)"
-            )
-        }
+    let request = ScanRequest {
+        refresh: args.refresh,
+        boot_time,
+        ..ScanRequest::default()
+    };
+    let scanned = node
+        .backend
+        .scan(&request)
+        .map_err(|e| anyhow!("{}: {e}", args.root.display()))?;
+    for w in &scanned.warnings {
+        warn(w);
     }
+    let mut facts = scanned.facts;
+    // An injected os-release (an image, a test bed) names the system.
+    facts.os.operating_system = node.os;
+    facts.os.product = node.product.clone();
+    facts.running_kernel = match &args.kernel_release {
+        Some(k) => Some(k.clone()),
+        None if node.is_host => host_kernel_release(),
+        None => None,
+    };
+    facts
+        .reboot_required
+        .extend(reboot_evidence::observe(&facts));
+    facts.reboot_state = crate::patch_states::read(&args.root)?;
+    Ok(facts)
 }
 
 /// `etc/os-release`, else `usr/lib/os-release` (os-release(5)), under `root`.
 fn os_release_path(root: &Path) -> Result<PathBuf> {
-    if !root.is_dir() {
-        bail!("{}: not a directory", root.display());
-    }
     let etc = root.join("etc/os-release");
     let lib = root.join("usr/lib/os-release");
     if etc.exists() {
@@ -151,6 +130,19 @@ fn host_boot_time() -> Option<Timestamp> {
     }
 }
 
-fn warn(message: &str) {
+/// `uname -r`, as the kernel publishes it.
+fn host_kernel_release() -> Option<String> {
+    match std::fs::read_to_string("/proc/sys/kernel/osrelease") {
+        Ok(text) => Some(text.trim().to_string()).filter(|s| !s.is_empty()),
+        Err(e) => {
+            warn(&format!(
+                "/proc/sys/kernel/osrelease: {e}; the running kernel is unknown"
+            ));
+            None
+        }
+    }
+}
+
+pub fn warn(message: &str) {
     eprintln!("patchfleet-agent: warning: {message}");
 }

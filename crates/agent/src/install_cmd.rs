@@ -1,14 +1,15 @@
 //! `patchfleet-agent install`: the baseline's install plan carried out on
-//! the node (APT only for now), then the node scanned and judged again.
+//! the node by its package manager's backend, then the node scanned and
+//! judged again.
 //!
 //! facts → `evaluate(Operation::Install)` → plan → `--dry-run`: the plan and
-//! apt's simulation of it; otherwise `patchfleet_pkg::apt::install` → facts
+//! the package manager's simulation of it; otherwise `Backend::install` → facts
 //! again → `evaluate(InstallOutcome::Baseline)` (a patch still missing is
 //! `Failed`) → the report, each planned package's result and whether the
 //! node needs a reboot.
 
 use crate::baseline_arg::{self, BaselineArgs};
-use crate::collect::collect;
+use crate::collect::{collect_on, open};
 use crate::patch_states;
 use crate::scan_cmd::OutputFormat;
 use crate::{CollectArgs, emit};
@@ -21,11 +22,9 @@ use patchfleet_core::eval::{
 };
 use patchfleet_core::facts::NodeFacts;
 use patchfleet_core::inventory::{Inventory, Version};
-use patchfleet_core::os::Family;
+use patchfleet_core::os::OperatingSystem;
 use patchfleet_core::report::{ReportContext, render};
-use patchfleet_pkg::apt::{
-    AptRoot, InstallOptions, InstallReport, PackageResult, Simulation, install, simulate,
-};
+use patchfleet_pkg::install::{InstallOptions, InstallReport, PackageResult, Simulation};
 use patchfleet_pkg::runner::{CommandSpec, Runner};
 use serde_json::json;
 use std::fmt::Write as _;
@@ -37,9 +36,14 @@ pub struct InstallArgs {
     baseline: BaselineArgs,
     #[command(flatten)]
     collect: CollectArgs,
-    /// Print the plan and apt's simulation of it; change nothing.
+    /// Print the plan and the package manager's simulation of it; change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// First finish what an interrupted package run left half-done
+    /// (`dpkg --configure -a` on APT systems); without it such a node is
+    /// reported, never repaired.
+    #[arg(long)]
+    repair: bool,
     /// Evaluation instant (RFC 3339); default: now.
     #[arg(long)]
     at: Option<Timestamp>,
@@ -68,29 +72,30 @@ pub enum RebootArg {
 pub fn run(args: &InstallArgs) -> Result<ExitCode> {
     let chosen = args.baseline.explicit()?;
     let start = Timestamp::now();
-    let facts = collect(&args.collect)?;
-    let os = facts.os.operating_system;
-    if os.family() != Family::Apt {
-        bail!(
-            "install on {} ({}) is not supported yet: this agent installs on APT systems only",
-            facts.os.product,
-            os.as_str()
-        );
+    let node = open(&args.collect)?;
+    let opts = InstallOptions::default();
+    if args.repair && !args.dry_run {
+        match node.backend.repair(&opts).map_err(|e| anyhow!("{e}"))? {
+            Some(out) => eprintln!("patchfleet-agent: repair: {}", out.trim()),
+            None => bail!(
+                "--repair: {} has nothing to repair with",
+                node.backend.name()
+            ),
+        }
     }
+    let facts = collect_on(&node, &args.collect)?;
+    let os = facts.os.operating_system;
     let baseline = baseline_arg::or_default(chosen, os)?;
     let compiled = CompiledBaseline::compile(&baseline)?;
     let at = args.at.unwrap_or(start);
     let plan = install_plan(&compiled, &facts, at)?;
     let plan = plan.context("the evaluation made no install plan")?;
-    let root = if crate::collect::is_host_root(&args.collect.root) {
-        AptRoot::host()
-    } else {
-        AptRoot::at(&args.collect.root)
-    };
-    let opts = InstallOptions::default();
 
     if args.dry_run {
-        let simulation = simulate(&root, &plan, &opts).map_err(|e| anyhow!("{e}"))?;
+        let simulation = node
+            .backend
+            .simulate(&plan, &opts)
+            .map_err(|e| anyhow!("{e}"))?;
         match args.output {
             OutputFormat::Json => emit(&format!(
                 "{}\n",
@@ -105,9 +110,12 @@ pub fn run(args: &InstallArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let result = install(&root, &plan, &opts).map_err(|e| anyhow!("{e}"))?;
+    let result = node
+        .backend
+        .install(&plan, &opts)
+        .map_err(|e| anyhow!("{e}"))?;
     let end = Timestamp::now();
-    let installed_now = installed_titles(&result)?;
+    let installed_now = installed_titles(&result, os)?;
     let reboot = match args.reboot_option {
         RebootArg::NoReboot => {
             // Spec §4.3 step 2: what this run installed waits for a reboot.
@@ -133,7 +141,7 @@ pub fn run(args: &InstallArgs) -> Result<ExitCode> {
             )
         }
     };
-    let after = collect(&args.collect).context("scanning again after the install")?;
+    let after = collect_on(&node, &args.collect).context("scanning again after the install")?;
     let at_after = args.at.unwrap_or(end);
     let evaluation_report = {
         let inventory = Inventory::prepare(&after).context("the facts after the install")?;
@@ -197,12 +205,12 @@ pub fn run(args: &InstallArgs) -> Result<ExitCode> {
 }
 
 /// Titles (`name.arch:version`) of what this run actually changed.
-fn installed_titles(result: &InstallReport) -> Result<Vec<String>> {
+fn installed_titles(result: &InstallReport, os: OperatingSystem) -> Result<Vec<String>> {
     let mut titles = Vec::new();
     for p in &result.packages {
         if p.result == PackageResult::Installed && p.previous.as_deref() != Some(p.version.as_str())
         {
-            let version = Version::parse(Family::Apt, &p.version).map_err(|e| anyhow!("{e}"))?;
+            let version = Version::parse(os.family(), &p.version).map_err(|e| anyhow!("{e}"))?;
             titles.push(format!("{}.{}:{version}", p.name, p.arch));
         }
     }
@@ -314,7 +322,12 @@ fn install_table(r: &InstallReport) -> String {
         s.push_str("Reboot required: no\n");
     }
     for e in &r.reboot_required {
-        let _ = writeln!(s, "Reboot required: yes ({})", e.detail);
+        let packages = if e.packages.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", e.packages.join(", "))
+        };
+        let _ = writeln!(s, "Reboot required: yes ({}{packages})", e.detail);
     }
     s
 }

@@ -32,7 +32,7 @@ enum Command {
     Facts(FactsArgs),
     /// Judge the node's facts against a baseline and print the verdicts.
     Scan(scan_cmd::ScanArgs),
-    /// Install the baseline's approved updates (APT), then scan and report.
+    /// Install the baseline's approved updates, then scan and report.
     Install(install_cmd::InstallArgs),
 }
 
@@ -45,11 +45,19 @@ pub struct CollectArgs {
     pub root: PathBuf,
     /// Refresh the repository metadata first (apt-get update); never by default.
     #[arg(long)]
-    refresh: bool,
+    pub refresh: bool,
     /// The node's boot time (RFC 3339); default: /proc/stat when the root
     /// is `/`, unknown otherwise.
     #[arg(long)]
-    boot_time: Option<Timestamp>,
+    pub boot_time: Option<Timestamp>,
+    /// The running kernel's release (`uname -r`); default: the kernel's
+    /// own when the root is `/`, unknown otherwise.
+    #[arg(long)]
+    pub kernel_release: Option<String>,
+    /// The os-release file that names the system; default: the root's
+    /// `etc/os-release`, else `usr/lib/os-release`.
+    #[arg(long)]
+    pub os_release: Option<PathBuf>,
 }
 
 #[derive(Args)]

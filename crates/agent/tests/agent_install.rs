@@ -170,7 +170,10 @@ fn install_then_report() {
     assert_eq!(out["Report"]["InstancePatchState"]["Operation"], "Install");
     assert_eq!(out["Report"]["InstancePatchState"]["FailedCount"], 0);
     assert_eq!(out["RebootRequired"], true);
-    assert_eq!(out["Install"]["reboot_required"][0]["packages"][0], "tb-kernel");
+    assert_eq!(
+        out["Install"]["reboot_required"][0]["packages"][0],
+        "tb-kernel"
+    );
     assert_eq!(installed_version(&root, "tb-hello"), "1.1-1");
     assert_eq!(installed_version(&root, "tb-kernel"), "1.1-1");
     assert_eq!(installed_version(&root, "tb-tool"), "2.0-1");
@@ -253,4 +256,76 @@ fn reboot_if_needed_runs_the_reboot_command() {
     let st = states(&out["Report"]);
     assert_eq!(st["tb-kernel"], "Installed", "{st:?}");
     assert!(!root.join("var/lib/patchfleet/patch-states.json").exists());
+}
+
+/// A dpkg run cut short leaves tb-kernel half-configured (`iF`): dpkg
+/// chroots into the root to run the postinst and finds no `/bin/sh` there
+/// (testbeds.md A1). The scan reports it and changes nothing; only
+/// `install --repair` finishes it (`dpkg --configure -a`), then installs.
+#[test]
+fn an_interrupted_dpkg_run_is_reported_and_repaired_only_on_request() {
+    let (tmp, root) = testbed("repair");
+    let r = root.to_str().unwrap();
+    let deb = tmp.0.join("repo/pool/main/tb-kernel_1.1-1_all.deb");
+    let out = Command::new("dpkg")
+        .args([
+            &format!("--root={r}"),
+            &format!("--admindir={r}/var/lib/dpkg"),
+            &format!("--log={r}/var/log/dpkg.log"),
+            "-i",
+            deb.to_str().unwrap(),
+        ])
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the postinst should not have run");
+    let status = std::fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap();
+    assert!(
+        status.contains("Package: tb-kernel\nStatus: install ok half-configured"),
+        "{status}"
+    );
+
+    // Reported, not repaired: the scan leaves the status file as it was.
+    let out = agent(&["facts", "--root", r]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tb-kernel:all is half-done (iF, install ok half-configured)")
+            && stderr.contains("dpkg --configure -a"),
+        "{stderr}"
+    );
+    let facts: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = facts["installed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.contains(&"tb-kernel"), "{names:?}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap(),
+        status
+    );
+
+    // --repair configures it (its postinst raises the reboot flag), then
+    // the install goes on.
+    let out = json_ok(&[
+        "install",
+        "--root",
+        r,
+        "--predefined",
+        "AWS-DebianDefaultPatchBaseline",
+        "--repair",
+        "--reboot-option",
+        "NoReboot",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(installed_version(&root, "tb-kernel"), "1.1-1");
+    assert_eq!(installed_version(&root, "tb-hello"), "1.1-1");
+    assert!(root.join("var/run/reboot-required").is_file());
+    assert_eq!(
+        out["Report"]["InstancePatchState"]["FailedCount"], 0,
+        "{out:#}"
+    );
 }
