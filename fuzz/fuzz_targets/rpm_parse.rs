@@ -1,7 +1,8 @@
 //! Any bytes given to the RPM metadata parsers (repomd.xml, primary.xml,
-//! updateinfo.xml, `rpm -qa` output, compressed metadata) must be answered
-//! with a value or an error naming a line of the input, never a panic:
-//! repositories and rpm databases are outside input.
+//! updateinfo.xml, `rpm -qa` output, compressed metadata, dnf's transaction
+//! table and messages) must be answered with a value or an error naming a
+//! line of the input, never a panic: repositories, rpm databases and the
+//! package manager's output are outside input.
 
 #![no_main]
 
@@ -59,6 +60,18 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Err(e) => assert!(line_ok(&e), "{e}"),
+    }
+
+    let steps = rpm::parse_dnf_transaction(&text);
+    assert!(steps.len() <= lines);
+    for s in &steps {
+        assert!(!s.name.is_empty() && !s.name.contains(char::is_whitespace));
+        // An install names the new version, a removal the installed one.
+        assert!(s.new.is_some() != s.old.is_some());
+    }
+    assert!(rpm::dnf_messages(&text).len() <= lines);
+    for arg in rpm::dnf_no_match(&text) {
+        assert!(!arg.is_empty() && text.contains(arg));
     }
 
     // Small cap: decompression bombs must stop at it.

@@ -329,3 +329,67 @@ fn an_interrupted_dpkg_run_is_reported_and_repaired_only_on_request() {
         "{out:#}"
     );
 }
+
+/// `install` on a dnf root (testbeds.md B) and a zypper root (C) through
+/// the same command: the backends differ, the report does not. The agent is
+/// given no `HOME`: it finds the root's rpm database through its own
+/// private macros.
+#[test]
+fn install_on_dnf_and_zypper_roots() {
+    let tmp = TempDir::new("rpm-install");
+    let (dnf_root, _) = common::build_dnf_testbed(&tmp.0.join("dnf"), "rhel");
+    let (zypper_root, _) = common::build_zypper_testbed(&tmp.0.join("zypper"));
+    for (root, baseline) in [
+        (&dnf_root.dir, "AWS-RedHatDefaultPatchBaseline"),
+        (&zypper_root.dir, "AWS-SuseDefaultPatchBaseline"),
+    ] {
+        let r = root.to_str().unwrap();
+        let args = |extra: &[&'static str]| {
+            let mut a = vec![
+                "install",
+                "--root",
+                r,
+                "--predefined",
+                baseline,
+                "--boot-time",
+                "2020-01-01T00:00:00Z",
+                "--output",
+                "json",
+            ];
+            a.extend_from_slice(extra);
+            a
+        };
+        let dry = json_ok(&args(&["--dry-run"]));
+        let planned: Vec<&str> = dry["InstallPlan"]["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert!(planned.contains(&"tb-kernel"), "{r}: {dry:#}");
+        assert!(
+            !dry["Simulation"]["steps"].as_array().unwrap().is_empty(),
+            "{r}: {dry:#}"
+        );
+
+        let out = json_ok(&args(&["--reboot-option", "NoReboot"]));
+        let results: BTreeMap<String, String> = out["Install"]["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap().to_string(),
+                    p["result"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(results.len(), planned.len(), "{r}: {out:#}");
+        assert!(results.values().all(|v| v == "Installed"), "{r}: {out:#}");
+        let st = states(&out["Report"]);
+        // NoReboot: what this run installed waits for a reboot.
+        assert_eq!(st["tb-kernel"], "InstalledPendingReboot", "{r}: {st:?}");
+        assert_eq!(out["Report"]["InstancePatchState"]["FailedCount"], 0);
+        assert_eq!(out["Reboot"], false);
+    }
+}

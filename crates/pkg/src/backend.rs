@@ -80,23 +80,49 @@ pub trait Backend {
 }
 
 /// The backend for the system at `dir` (`/` on a node) running `os`.
-pub fn for_root(dir: &Path, os: OperatingSystem) -> Result<Box<dyn Backend>, UnsupportedFamily> {
+pub fn for_root(dir: &Path, os: OperatingSystem) -> Result<Box<dyn Backend>, OpenError> {
+    use crate::rpm::PrivateMacros;
     let host = dir.canonicalize().is_ok_and(|p| p == Path::new("/"));
+    // Another root's rpm database is found through private macros (see
+    // `rpm::macros`); the node's own through the node's.
+    let macros = |dbpath: &Option<std::path::PathBuf>| match dbpath {
+        Some(db) if !host => PrivateMacros::new(db)
+            .map(Some)
+            .map_err(|e| OpenError::Macros(e.to_string())),
+        _ => Ok(None),
+    };
     match os.family() {
         Family::Apt => Ok(Box::new(crate::apt::Apt::new(if host {
             crate::apt::AptRoot::host()
         } else {
             crate::apt::AptRoot::at(dir)
         }))),
-        Family::Rpm => Ok(Box::new(crate::rpm::Rpm::new(if host {
-            crate::rpm::RpmRoot::host()
-        } else {
-            crate::rpm::RpmRoot::at(dir)
-        }))),
-        Family::Zypp | Family::Unsupported => Err(UnsupportedFamily(os)),
+        Family::Rpm => {
+            let root = if host {
+                crate::rpm::RpmRoot::host()
+            } else {
+                crate::rpm::RpmRoot::at(dir)
+            };
+            let macros = macros(&root.dbpath)?;
+            Ok(Box::new(crate::rpm::Rpm::with_macros(root, macros)))
+        }
+        Family::Zypp => {
+            let root = if host {
+                crate::zypper::ZypperRoot::host()
+            } else {
+                crate::zypper::ZypperRoot::at(dir)
+            };
+            let macros = macros(&root.dbpath)?;
+            Ok(Box::new(crate::zypper::Zypper::with_macros(root, macros)))
+        }
+        Family::Unsupported => Err(OpenError::Unsupported(os)),
     }
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("{} systems are not supported by this agent", .0.as_str())]
-pub struct UnsupportedFamily(pub OperatingSystem);
+pub enum OpenError {
+    #[error("{} systems are not supported by this agent", .0.as_str())]
+    Unsupported(OperatingSystem),
+    #[error("writing the private rpm macros: {0}")]
+    Macros(String),
+}

@@ -3,7 +3,11 @@
 //! errors. The agent reads these without knowing which package manager ran.
 
 use crate::runner::{RunError, Runner};
+use patchfleet_core::eval::InstallPlan;
+use patchfleet_core::eval::pattern::{Components, PatternSet};
 use patchfleet_core::facts::RebootEvidence;
+use patchfleet_core::os::Family;
+use patchfleet_core::version::rpm::Evr;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -163,4 +167,134 @@ pub enum InstallError {
         holder: String,
         waited: String,
     },
+}
+
+/// Refuses a simulated transaction that removes a package, and under BLOCK
+/// ([`InstallPlan::block_rejected`]) one that installs or upgrades a package
+/// matching the plan's rejected list, dependencies included: the plan's
+/// own filter saw only the planned packages.
+pub fn check_steps(
+    family: Family,
+    plan: &InstallPlan,
+    steps: &[SimStep],
+) -> Result<(), InstallError> {
+    if let Some(s) = steps.iter().find(|s| s.action == SimAction::Remove) {
+        return Err(InstallError::WouldRemove {
+            package: s.name.clone(),
+            version: s.old.clone().or_else(|| s.new.clone()).unwrap_or_default(),
+        });
+    }
+    if !plan.block_rejected || plan.rejected_patches.is_empty() {
+        return Ok(());
+    }
+    let set = PatternSet::new(&plan.rejected_patches);
+    for s in steps.iter().filter(|s| s.action == SimAction::Install) {
+        let version = s.new.as_deref().unwrap_or("");
+        // An unreadable RPM version still matches by name (the deb forms
+        // are the name forms plus the raw version).
+        let evr = match family {
+            Family::Apt => None,
+            _ => Evr::parse(version).ok(),
+        };
+        let c = Components {
+            name: &s.name,
+            arch: s.arch.as_deref().unwrap_or(""),
+            evr: evr
+                .as_ref()
+                .map(|e| (e.epoch_or_zero(), e.version(), e.release())),
+            deb_version: version,
+        };
+        if let Some(i) = set.find(family, &c) {
+            return Err(InstallError::Rejected {
+                package: s.name.clone(),
+                version: version.to_string(),
+                entry: plan.rejected_patches[i as usize].clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(action: SimAction, name: &str, new: &str) -> SimStep {
+        SimStep {
+            action,
+            name: name.into(),
+            arch: Some("noarch".into()),
+            old: Some("1.0-1".into()),
+            new: Some(new.into()),
+            origin: None,
+        }
+    }
+
+    fn plan(rejected: &[&str]) -> InstallPlan {
+        InstallPlan {
+            source: patchfleet_core::eval::PlanSource::Baseline,
+            packages: Vec::new(),
+            rejected_patches: rejected.iter().map(|s| s.to_string()).collect(),
+            block_rejected: true,
+        }
+    }
+
+    #[test]
+    fn block_refuses_rejected_and_removals() {
+        for family in [Family::Apt, Family::Rpm] {
+            let mut plan = plan(&["tb-kernel"]);
+            let e = check_steps(
+                family,
+                &plan,
+                &[step(SimAction::Install, "tb-kernel", "1.1-1")],
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains("tb-kernel"), "{e}");
+            assert!(
+                check_steps(
+                    family,
+                    &plan,
+                    &[step(SimAction::Install, "tb-hello", "1.1-1")]
+                )
+                .is_ok()
+            );
+            plan.block_rejected = false;
+            assert!(
+                check_steps(
+                    family,
+                    &plan,
+                    &[step(SimAction::Install, "tb-kernel", "1.1-1")]
+                )
+                .is_ok()
+            );
+            let e = check_steps(
+                family,
+                &plan,
+                &[step(SimAction::Remove, "tb-tool", "1.0-1")],
+            )
+            .unwrap_err();
+            assert!(matches!(e, InstallError::WouldRemove { .. }), "{e}");
+        }
+    }
+
+    #[test]
+    fn rpm_rejected_forms() {
+        // The RPM forms need the parsed version: `name-version-release.arch`,
+        // `epoch:name-…`, a version glob.
+        let rpm = |entries: &[&str], name: &str, new: &str| {
+            check_steps(
+                Family::Rpm,
+                &plan(entries),
+                &[step(SimAction::Install, name, new)],
+            )
+        };
+        assert!(rpm(&["tb-tool-2.1-1.noarch"], "tb-tool", "1:2.1-1").is_err());
+        assert!(rpm(&["1:tb-tool-2.1-1.noarch"], "tb-tool", "1:2.1-1").is_err());
+        assert!(rpm(&["tb-tool-1:2.1-*"], "tb-tool", "1:2.1-1").is_err());
+        assert!(rpm(&["tb-tool-2.0-1.noarch"], "tb-tool", "1:2.1-1").is_ok());
+        assert!(rpm(&["kernel*"], "kernel", "5.14.0-2").is_err());
+        assert!(rpm(&["kernel*"], "tb-kernel", "1.1-1").is_ok());
+        // A version rpm cannot read still matches by name.
+        assert!(rpm(&["tb-tool"], "tb-tool", "").is_err());
+    }
 }

@@ -55,3 +55,38 @@ pub fn wait_while_held(paths: &[&Path], wait: Duration) -> Result<(), (String, S
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// The live process a PID file names (libzypp's `run/zypp.pid`): `process
+/// 1234 (zypper)`, with the command from `/proc/PID/comm`. `None` when the
+/// file is missing or empty, holds no PID, names this process, or names a
+/// process that is gone (libzypp leaves its PID behind on exit).
+pub fn pid_file_holder(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let pid: u32 = text.split_whitespace().next()?.parse().ok()?;
+    if pid == 0 || pid == std::process::id() {
+        return None;
+    }
+    let proc_dir = Path::new("/proc").join(pid.to_string());
+    if !proc_dir.exists() {
+        return None;
+    }
+    let comm = std::fs::read_to_string(proc_dir.join("comm"))
+        .map(|c| c.trim().to_string())
+        .unwrap_or_else(|_| "?".to_string());
+    Some(format!("process {pid} ({comm})"))
+}
+
+/// Waits up to `wait` while [`pid_file_holder`] names a holder of `path`;
+/// `Err(holder)` when still held at the end.
+pub fn wait_while_pid_file_held(path: &Path, wait: Duration) -> Result<(), String> {
+    let until = Instant::now() + wait;
+    loop {
+        let Some(holder) = pid_file_holder(path) else {
+            return Ok(());
+        };
+        if Instant::now() >= until {
+            return Err(holder);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -17,125 +17,15 @@ use patchfleet_core::facts::NodeFacts;
 use patchfleet_core::inventory::Inventory;
 use patchfleet_core::os::{OperatingSystem, PackageManager};
 use patchfleet_pkg::rpm::{RpmRoot, RpmScanOptions, ScanError, scan_with};
-use patchfleet_pkg::runner::{CommandSpec, Runner};
 mod common;
 
-use common::TempDir;
+use common::{
+    TempDir, build_dnf_testbed as build_testbed, host_rpm_snapshot as host_snapshot,
+    snapshot_tree as snapshot, tree_changes as changes,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
-
-const TOOLS: [(&str, &str); 6] = [
-    ("rpm", "rpm"),
-    ("rpmbuild", "rpm"),
-    ("createrepo_c", "createrepo-c"),
-    ("modifyrepo_c", "createrepo-c"),
-    ("xz", "xz-utils"),
-    (
-        "dnf",
-        "dnf (apt-get install -y --no-install-recommends dnf; not dnf-plugins-core)",
-    ),
-];
-
-fn require_tools() {
-    common::require_tools(&TOOLS);
-}
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/testbed")
-        .join(name)
-}
-
-fn run_script(what: &str, spec: CommandSpec) {
-    Runner::default()
-        .run_ok(&spec.timeout(Duration::from_secs(180)))
-        .unwrap_or_else(|e| panic!("building {what} failed: {e}"));
-}
-
-/// The repository in `dir/bed/repo`, the installroot in `dir/dnf/root`.
-/// Returns the root (with the test bed's `HOME` and `--releasever`) and the
-/// build time.
-fn build_testbed(dir: &Path, flavour: &str) -> (RpmRoot, Duration) {
-    require_tools();
-    let start = Instant::now();
-    let bed = dir.join("bed");
-    run_script(
-        "the rpm repository",
-        CommandSpec::new("sh")
-            .arg(script("make-rpm-repo.sh"))
-            .arg(&bed),
-    );
-    let out = dir.join("dnf");
-    run_script(
-        "the dnf installroot",
-        CommandSpec::new("sh")
-            .arg(script("rpm/make-dnf-root.sh"))
-            .arg(bed.join("repo"))
-            .arg(&out)
-            .arg(flavour),
-    );
-    let mut root = RpmRoot::at(out.join("root"));
-    root.env.push(("HOME".into(), out.join("home").into()));
-    root.pm_args.push("--releasever=9".into());
-    (root, start.elapsed())
-}
-
-/// Every entry under `dir` (recursively; none if it does not exist) with its
-/// kind, size, mtime and, for files, bytes.
-type Snapshot = BTreeMap<PathBuf, (bool, u64, SystemTime, Vec<u8>)>;
-
-fn snapshot(dir: &Path) -> Snapshot {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let m = e.path().symlink_metadata().unwrap();
-            let bytes = if m.is_file() {
-                std::fs::read(e.path()).unwrap()
-            } else {
-                Vec::new()
-            };
-            if m.is_dir() {
-                stack.push(e.path());
-            }
-            out.insert(
-                e.path(),
-                (m.is_dir(), m.len(), m.modified().unwrap(), bytes),
-            );
-        }
-    }
-    out
-}
-
-/// What differs between two snapshots, except sqlite's shared-memory WAL
-/// index (`rpmdb.sqlite-shm`): every reader of a WAL database writes its
-/// read marks there (any `rpm -q` does); the database (`rpmdb.sqlite`) and
-/// its log (`rpmdb.sqlite-wal`) are compared byte for byte.
-fn changes(before: &Snapshot, after: &Snapshot) -> Vec<PathBuf> {
-    after
-        .iter()
-        .filter(|(p, v)| before.get(*p) != Some(*v))
-        .map(|(p, _)| p)
-        .chain(before.keys().filter(|p| !after.contains_key(*p)))
-        .filter(|p| !p.to_string_lossy().ends_with(".sqlite-shm"))
-        .cloned()
-        .collect()
-}
-
-/// The host's dnf cache and rpm database, which no test may touch.
-fn host_snapshot() -> Vec<(Snapshot, Option<SystemTime>)> {
-    ["/var/cache/dnf", "/var/lib/rpm"]
-        .iter()
-        .map(|d| {
-            let mtime = std::fs::metadata(d).and_then(|m| m.modified()).ok();
-            (snapshot(Path::new(d)), mtime)
-        })
-        .collect()
-}
+use std::time::Instant;
 
 fn security_baseline() -> Baseline {
     Baseline::from_yaml(

@@ -1,7 +1,9 @@
 //! zypper `--xmlout` parsers against real zypper output (zypper 1.14.42,
 //! libzypp 17.25.7): `tests/testbed/zypper/capture.sh` builds the rpm test
-//! bed (`tests/testbed/make-rpm-repo.sh`), adds it to a throw-away root
-//! with `zypper --root`, and captures `list-patches --all` and `search -s`.
+//! bed (`tests/testbed/make-rpm-repo.sh`) and a zypper root over it
+//! (`tests/testbed/zypper/make-zypper-root.sh`), and captures
+//! `list-patches --all`, `search -s` and three `install --dry-run` runs
+//! (an upgrade, a version that does not exist, a held lock).
 //! Its output, captured once, is in `tests/golden/zypper/` with the
 //! expected parser output as JSON (`info-patch.txt` is kept for reference:
 //! the packages of a patch, which `list-patches` does not name). The live
@@ -15,7 +17,8 @@ mod common;
 
 use common::TempDir;
 use patchfleet_core::facts::{AvailablePackage, UpdateNotice};
-use patchfleet_pkg::zypper::{self, ZypperParseError};
+use patchfleet_pkg::install::SimAction;
+use patchfleet_pkg::zypper::{self, InstallOutput, ZypperParseError};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -89,6 +92,63 @@ fn check_testbed(notices: &[UpdateNotice], available: &[AvailablePackage]) {
     );
 }
 
+fn install_output(input: &str, xml: &[u8]) -> InstallOutput {
+    zypper::parse_install(input, xml).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// What the three dry runs must read as, golden or live.
+fn check_install_captures(dir: &Path) {
+    let codes = String::from_utf8(read(&dir.join("exit-codes.txt"))).unwrap();
+    assert_eq!(
+        codes,
+        "install-dry-run.xml 0\ninstall-missing.xml 104\ninstall-locked.xml 7\n"
+    );
+    let at = |f: &str| install_output(f, &read(&dir.join(f)));
+    let ok = at("install-dry-run.xml");
+    assert!(ok.summary);
+    let steps: Vec<(SimAction, &str, Option<&str>, Option<&str>)> = ok
+        .steps
+        .iter()
+        .map(|s| {
+            (
+                s.action,
+                s.name.as_str(),
+                s.old.as_deref(),
+                s.new.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (SimAction::Install, "tb-hello", Some("1.0-1"), Some("1.1-1")),
+            (
+                SimAction::Install,
+                "tb-kernel",
+                Some("1.0-1"),
+                Some("1.1-1")
+            ),
+        ]
+    );
+    assert!(ok.steps.iter().all(|s| s.arch.as_deref() == Some("noarch")));
+    assert_eq!(ok.errors().count(), 0);
+    let missing = at("install-missing.xml");
+    assert!(!missing.summary && missing.steps.is_empty());
+    assert_eq!(
+        missing.errors().collect::<Vec<_>>(),
+        ["No provider of 'tb-hello.noarch=9.9-9' found."]
+    );
+    let locked = at("install-locked.xml");
+    assert!(!locked.summary);
+    let errors: Vec<&str> = locked.errors().collect();
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0]
+            .starts_with("System management is locked by the application with pid 4242 (sleep)."),
+        "{errors:?}"
+    );
+}
+
 #[test]
 fn golden_outputs() {
     let notices = patches("list-patches.xml", &read(&golden("list-patches.xml")));
@@ -96,6 +156,14 @@ fn golden_outputs() {
     let available = search("search.xml", &read(&golden("search.xml")));
     check_json("search.xml", &available);
     check_testbed(&notices, &available);
+    for f in [
+        "install-dry-run.xml",
+        "install-missing.xml",
+        "install-locked.xml",
+    ] {
+        check_json(f, &install_output(f, &read(&golden(f))));
+    }
+    check_install_captures(&golden(""));
 }
 
 #[test]
@@ -135,6 +203,18 @@ fn live_capture_reads_as_the_goldens() {
     let golden_available = search("search.xml", &read(&golden("search.xml")));
     assert_eq!(notices, golden_notices);
     assert_eq!(available, golden_available);
+    check_install_captures(&dir.0);
+    for f in [
+        "install-dry-run.xml",
+        "install-missing.xml",
+        "install-locked.xml",
+    ] {
+        assert_eq!(
+            install_output(f, &read(&dir.0.join(f))),
+            install_output(f, &read(&golden(f))),
+            "{f}"
+        );
+    }
 }
 
 fn err_lp(xml: &str) -> ZypperParseError {
@@ -250,21 +330,74 @@ fn list_patches_edge_cases() {
     assert!(!got[0].reboot_suggested);
 }
 
+#[test]
+fn install_edge_cases() {
+    // A removal, a downgrade, a new dependency, a patch (not a package) and
+    // a list that changes nothing.
+    let xml = "<stream>\n<install-summary packages-to-change=\"3\">\n\
+        <to-remove><solvable type=\"package\" name=\"old\" edition=\"2-1\" arch=\"x86_64\"/></to-remove>\n\
+        <to-downgrade><solvable type=\"package\" name=\"d\" edition=\"1-1\" edition-old=\"2-1\" arch=\"x86_64\" repository=\"r\"/></to-downgrade>\n\
+        <to-install><solvable type=\"package\" name=\"dep\" edition=\"1:3-1\" arch=\"noarch\"/>\
+        <solvable type=\"patch\" name=\"SUSE-1\" edition=\"1\" arch=\"noarch\"/></to-install>\n\
+        <not-to-upgrade><solvable type=\"package\" name=\"held\" edition=\"9-9\" arch=\"noarch\"/></not-to-upgrade>\n\
+        </install-summary>\n<message type=\"info\">Nothing else.</message></stream>";
+    let out = install_output("in.xml", xml.as_bytes());
+    assert!(out.summary);
+    let got: Vec<_> = out
+        .steps
+        .iter()
+        .map(|s| {
+            (
+                s.action,
+                s.name.as_str(),
+                s.old.as_deref(),
+                s.new.as_deref(),
+                s.origin.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (SimAction::Remove, "old", Some("2-1"), None, None),
+            (SimAction::Install, "d", Some("2-1"), Some("1-1"), Some("r")),
+            (SimAction::Install, "dep", None, Some("1:3-1"), None),
+        ]
+    );
+    assert_eq!(out.messages.len(), 1);
+    let e = zypper::parse_install(
+        "in.xml",
+        b"<stream>\n<install-summary><to-install>\n<solvable type=\"package\" name=\"a\" edition=\"1:\"/>\n</to-install></install-summary></stream>",
+    )
+    .unwrap_err();
+    assert_eq!(e.line, Some(3));
+    assert!(e.problem.starts_with("a: edition '1:'"), "{e}");
+    let e = zypper::parse_install("in.xml", b"Loading repository data...\n").unwrap_err();
+    assert!(e.problem.contains("--xmlout"), "{e}");
+}
+
 /// No input makes the parsers panic: every prefix of the goldens, and a
 /// few byte flips.
 #[test]
 fn truncated_and_mangled_inputs_do_not_panic() {
-    for name in ["list-patches.xml", "search.xml"] {
+    for name in [
+        "list-patches.xml",
+        "search.xml",
+        "install-dry-run.xml",
+        "install-missing.xml",
+    ] {
         let bytes = read(&golden(name));
         for end in 0..bytes.len() {
             let _ = zypper::parse_list_patches(name, &bytes[..end]);
             let _ = zypper::parse_search(name, &bytes[..end]);
+            let _ = zypper::parse_install(name, &bytes[..end]);
         }
         for i in (0..bytes.len()).step_by(7) {
             let mut b = bytes.clone();
             b[i] = b"<>&\"'/=x\xff"[i % 9];
             let _ = zypper::parse_list_patches(name, &b);
             let _ = zypper::parse_search(name, &b);
+            let _ = zypper::parse_install(name, &b);
         }
     }
 }

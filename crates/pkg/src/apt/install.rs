@@ -10,7 +10,7 @@
 //!    a package is refused, and so is one that would install or upgrade a
 //!    package matching the baseline's rejected list when the plan says
 //!    BLOCK ([`InstallPlan::block_rejected`]), with the matching of
-//!    `patchfleet_core` ([`PatternSet::find`]). Planned packages apt cannot
+//!    `patchfleet_core` ([`crate::install::check_steps`]). Planned packages apt cannot
 //!    resolve (`Version '…' for '…' was not found`, `Unable to locate
 //!    package …`) are dropped from the run and reported `Failed` with apt's
 //!    message; the rest is simulated again.
@@ -38,7 +38,6 @@ pub use crate::install::{
     Simulation,
 };
 use crate::runner::{CommandSpec, Exit};
-use patchfleet_core::eval::pattern::{Components, PatternSet};
 use patchfleet_core::eval::{InstallPlan, PlannedInstall};
 use patchfleet_core::os::Family;
 use std::collections::BTreeSet;
@@ -169,7 +168,7 @@ pub fn simulate(
         let text = format!("{}\n{}", out.stdout_text(), out.stderr.text());
         if out.is_success() {
             let steps = parse_simulation(&out.stdout_text());
-            check_steps(plan, &steps)?;
+            crate::install::check_steps(Family::Apt, plan, &steps)?;
             return Ok(Simulation {
                 command: out.command,
                 steps,
@@ -204,37 +203,6 @@ pub fn simulate(
         }
         remaining.retain(|p| !dropped.contains(&p.name.as_str()));
     }
-}
-
-/// Refuses removals, and under BLOCK installs of rejected packages.
-fn check_steps(plan: &InstallPlan, steps: &[SimStep]) -> Result<(), InstallError> {
-    if let Some(s) = steps.iter().find(|s| s.action == SimAction::Remove) {
-        return Err(InstallError::WouldRemove {
-            package: s.name.clone(),
-            version: s.old.clone().unwrap_or_default(),
-        });
-    }
-    if !plan.block_rejected || plan.rejected_patches.is_empty() {
-        return Ok(());
-    }
-    let set = PatternSet::new(&plan.rejected_patches);
-    for s in steps.iter().filter(|s| s.action == SimAction::Install) {
-        let version = s.new.as_deref().unwrap_or("");
-        let c = Components {
-            name: &s.name,
-            arch: s.arch.as_deref().unwrap_or(""),
-            evr: None,
-            deb_version: version,
-        };
-        if let Some(i) = set.find(Family::Apt, &c) {
-            return Err(InstallError::Rejected {
-                package: s.name.clone(),
-                version: version.to_string(),
-                entry: plan.rejected_patches[i as usize].clone(),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// Installs `plan` on `root` (see the module documentation).
@@ -493,30 +461,5 @@ mod tests {
             .as_deref(),
             Some("process 42 (apt-get)")
         );
-    }
-
-    #[test]
-    fn block_refuses_rejected_and_removals() {
-        let step = |action, name: &str| SimStep {
-            action,
-            name: name.into(),
-            arch: Some("all".into()),
-            old: Some("1.0-1".into()),
-            new: Some("1.1-1".into()),
-            origin: None,
-        };
-        let mut plan = InstallPlan {
-            source: patchfleet_core::eval::PlanSource::Baseline,
-            packages: Vec::new(),
-            rejected_patches: vec!["tb-kernel".into()],
-            block_rejected: true,
-        };
-        let e = check_steps(&plan, &[step(SimAction::Install, "tb-kernel")]).unwrap_err();
-        assert!(e.to_string().contains("tb-kernel"), "{e}");
-        assert!(check_steps(&plan, &[step(SimAction::Install, "tb-hello")]).is_ok());
-        plan.block_rejected = false;
-        assert!(check_steps(&plan, &[step(SimAction::Install, "tb-kernel")]).is_ok());
-        let e = check_steps(&plan, &[step(SimAction::Remove, "tb-tool")]).unwrap_err();
-        assert!(matches!(e, InstallError::WouldRemove { .. }), "{e}");
     }
 }

@@ -4,15 +4,32 @@ use super::install::{install, simulate};
 use super::run::{RpmRoot, RpmScanOptions, scan_with};
 use crate::backend::{Backend, ScanFailure, ScanRequest, Scanned};
 use crate::install::{InstallError, InstallOptions, InstallReport, Simulation};
+use crate::rpm::PrivateMacros;
 use patchfleet_core::eval::InstallPlan;
 
 pub struct Rpm {
     pub root: RpmRoot,
+    /// Kept alive while the backend is: the root's commands use it.
+    _macros: Option<PrivateMacros>,
 }
 
 impl Rpm {
     pub fn new(root: RpmRoot) -> Rpm {
-        Rpm { root }
+        Rpm {
+            root,
+            _macros: None,
+        }
+    }
+
+    /// Runs every command of `root` with `macros` as its rpm macros.
+    pub fn with_macros(mut root: RpmRoot, macros: Option<PrivateMacros>) -> Rpm {
+        if let Some(m) = &macros {
+            root.env.push(m.env());
+        }
+        Rpm {
+            root,
+            _macros: macros,
+        }
     }
 }
 

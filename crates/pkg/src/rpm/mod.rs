@@ -4,16 +4,18 @@
 
 mod backend;
 pub mod install;
+mod macros;
 pub mod parse;
 pub mod run;
 
 pub use backend::Rpm;
+pub use macros::PrivateMacros;
 pub use parse::{
     Checksum, Compression, DEFAULT_MAX_METADATA_SIZE, RPM_QUERY_FORMAT, Repomd, RepomdData,
-    RpmParseError, decompress, parse_primary, parse_repomd, parse_rpm_query, parse_updateinfo,
-    source_name,
+    RpmParseError, decompress, dnf_messages, dnf_no_match, parse_dnf_transaction, parse_primary,
+    parse_repomd, parse_rpm_query, parse_updateinfo, source_name,
 };
 pub use run::{
-    IniSection, RepoConfig, RepoInfo, RpmRoot, RpmScan, RpmScanOptions, ScanError, parse_ini,
-    refresh, refresh_command, rpm_query_command, scan, scan_with,
+    IniSection, RepoConfig, RepoInfo, RpmRoot, RpmScan, RpmScanOptions, ScanError, package_manager,
+    parse_ini, pm_command, refresh, refresh_command, rpm_query_command, scan, scan_with,
 };

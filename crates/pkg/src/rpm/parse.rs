@@ -14,6 +14,7 @@ use quick_xml::events::BytesStart;
 use serde::Serialize;
 use std::io::Read;
 
+use crate::install::{SimAction, SimStep};
 pub use crate::xml::MetadataError as RpmParseError;
 use crate::xml::{Node, Xml, element_name, error, excerpt, push_unique};
 
@@ -763,6 +764,141 @@ pub fn source_name(sourcerpm: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_string())
 }
 
+// ---------------------------------------------------------------------------
+// dnf/yum transaction output
+
+/// The section a transaction-table header opens (`Upgrading:`,
+/// `Installing dependencies:`, yum's `Updating for dependencies:`, …):
+/// `Some(action)` for a table of packages, `None` for anything else.
+fn transaction_section(line: &str) -> Option<SimAction> {
+    let head = line.strip_suffix(':')?;
+    match head.split(' ').next()?.to_ascii_lowercase().as_str() {
+        "upgrading" | "updating" | "installing" | "reinstalling" | "downgrading" => {
+            Some(SimAction::Install)
+        }
+        "removing" | "erasing" | "obsoleting" => Some(SimAction::Remove),
+        _ => None,
+    }
+}
+
+/// The members of the transaction table dnf (and yum) print before acting
+/// (`upgrade --assumeno`): one [`SimStep`] per package row, with the
+/// action of its section, arch, version (`new`; for removals the installed
+/// one) and repository (`origin`). A name too long for its column stands on
+/// a line of its own, the rest of the row on the next. An obsoleted
+/// package (`replacing  name.arch version` under an upgrade) is a removal:
+/// it leaves the system. Anything that is not a table row is ignored.
+pub fn parse_dnf_transaction(text: &str) -> Vec<SimStep> {
+    let mut out = Vec::new();
+    let mut section: Option<SimAction> = None;
+    let mut pending: Option<&str> = None;
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            section = None;
+            pending = None;
+            continue;
+        }
+        if !line.starts_with(' ') {
+            section = transaction_section(line.trim_end());
+            pending = None;
+            continue;
+        }
+        let Some(action) = section else {
+            continue;
+        };
+        let tokens: Vec<&str> = line.split_whitespace().collect();
+        if tokens.first() == Some(&"replacing") {
+            if let [_, na, version, ..] = tokens[..] {
+                let (name, arch) = match na.rsplit_once('.') {
+                    Some((n, a)) if !n.is_empty() && !a.is_empty() => (n, Some(a.to_string())),
+                    _ => (na, None),
+                };
+                out.push(SimStep {
+                    action: SimAction::Remove,
+                    name: name.to_string(),
+                    arch,
+                    old: Some(version.to_string()),
+                    new: None,
+                    origin: None,
+                });
+            }
+            continue;
+        }
+        let (name, rest) = match (pending.take(), &tokens[..]) {
+            (None, [name]) => {
+                pending = Some(name);
+                continue;
+            }
+            (None, [name, rest @ ..]) => (*name, rest),
+            (Some(name), rest) => (name, rest),
+            (None, []) => continue,
+        };
+        let [arch, version, rest @ ..] = rest else {
+            continue;
+        };
+        // A removal's version column is the installed version.
+        let (old, new) = match action {
+            SimAction::Remove => (Some(version.to_string()), None),
+            _ => (None, Some(version.to_string())),
+        };
+        out.push(SimStep {
+            action,
+            name: name.to_string(),
+            arch: Some(arch.to_string()),
+            old,
+            new,
+            origin: rest.first().map(|r| r.to_string()),
+        });
+    }
+    out
+}
+
+/// dnf's (and yum's) error and warning lines: `Error:` with the lines that
+/// follow it up to a blank line (` Problem: …`, `  - …`), `Warning:`,
+/// `No match for argument: …`, and `Package … not installed` /
+/// `… cannot update it`.
+pub fn dnf_messages(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_error = false;
+    for line in text.lines() {
+        let line = line.trim_end();
+        if line.is_empty() {
+            in_error = false;
+            continue;
+        }
+        let t = line.trim_start();
+        if t.starts_with("Error:") || t.starts_with("Error Summary") {
+            in_error = true;
+            out.push(t.to_string());
+        } else if in_error
+            || t.starts_with("Warning:")
+            || t.get(..21)
+                .is_some_and(|h| h.eq_ignore_ascii_case("No match for argument"))
+            || (t.starts_with("Package ")
+                && (t.contains("not installed") || t.contains("cannot update")))
+        {
+            out.push(t.to_string());
+        }
+    }
+    out
+}
+
+/// The arguments of dnf's `No match for argument: X` lines.
+pub fn dnf_no_match(text: &str) -> Vec<&str> {
+    text.lines()
+        // yum 3 writes `No Match for argument`.
+        .filter_map(|l| {
+            let l = l.trim();
+            let head = l.get(..22)?;
+            head.eq_ignore_ascii_case("No match for argument:")
+                .then(|| &l[22..])
+        })
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -932,5 +1068,95 @@ mod tests {
             br#"<repomd><data type="primary"><location href="../../etc/passwd"/></data></repomd>"#;
         let e = err_of(parse_repomd("repomd.xml", xml));
         assert!(e.contains("not a relative path"), "{e}");
+    }
+
+    #[test]
+    fn dnf_transaction_tables() {
+        let text = [
+            "Last metadata expiration check: 0:00:12 ago on Mon Nov 23 09:13:06 2026.",
+            "Dependencies resolved.",
+            "================================================================================",
+            " Package             Architecture      Version              Repository     Size",
+            "================================================================================",
+            "Upgrading:",
+            " tb-hello            noarch            1.1-1                tb            5.9 k",
+            " tb-tool             noarch            1:2.1-1              tb            6.0 k",
+            " a-package-name-longer-than-its-column",
+            "                     x86_64            2.0-1.el9            appstream      10 M",
+            "     replacing  old-thing.x86_64 1.0-1.el9",
+            "Installing:",
+            " kernel              noarch            5.14.0-2             tbk           6.1 k",
+            "Removing dependent packages:",
+            " tb-plugin           noarch            1.0-1                @tb             0  ",
+            "",
+            "Transaction Summary",
+            "================================================================================",
+            "Upgrade  3 Packages",
+            "  Upgrading        : tb-hello-1.1-1.noarch                                  1/2 ",
+            "Upgraded:",
+            "  tb-hello-1.1-1.noarch",
+        ]
+        .join("\n");
+        let s = parse_dnf_transaction(&text);
+        let got: Vec<(SimAction, &str, &str, &str, &str)> = s
+            .iter()
+            .map(|s| {
+                (
+                    s.action,
+                    s.name.as_str(),
+                    s.arch.as_deref().unwrap_or(""),
+                    s.new.as_deref().or(s.old.as_deref()).unwrap_or(""),
+                    s.origin.as_deref().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (SimAction::Install, "tb-hello", "noarch", "1.1-1", "tb"),
+                (SimAction::Install, "tb-tool", "noarch", "1:2.1-1", "tb"),
+                (
+                    SimAction::Install,
+                    "a-package-name-longer-than-its-column",
+                    "x86_64",
+                    "2.0-1.el9",
+                    "appstream"
+                ),
+                (SimAction::Remove, "old-thing", "x86_64", "1.0-1.el9", ""),
+                (SimAction::Install, "kernel", "noarch", "5.14.0-2", "tbk"),
+                (SimAction::Remove, "tb-plugin", "noarch", "1.0-1", "@tb"),
+            ]
+        );
+        // yum 3's words; odd rows are skipped, never a panic.
+        let yum = "Updating:\n tb-hello  noarch  1.1-1  tb  5.9 k\nErasing:\n x\n \nRemoving for dependencies:\n y noarch\n";
+        let s = parse_dnf_transaction(yum);
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert_eq!(s[0].name, "tb-hello");
+        assert!(parse_dnf_transaction("Nothing to do.\nComplete!\n").is_empty());
+    }
+
+    #[test]
+    fn dnf_error_lines() {
+        let text = "No match for argument: tb-hello-9.9-1.noarch\n\
+Package tb-new available, but not installed.\n\
+No match for argument: tb-new-1.0-1.noarch\n\
+Dependencies resolved.\n\
+Error: \n Problem: cannot install both a and b\n  - conflicting requests\n\n\
+Complete!\n";
+        assert_eq!(
+            dnf_no_match(text),
+            ["tb-hello-9.9-1.noarch", "tb-new-1.0-1.noarch"]
+        );
+        assert_eq!(
+            dnf_messages(text),
+            [
+                "No match for argument: tb-hello-9.9-1.noarch",
+                "Package tb-new available, but not installed.",
+                "No match for argument: tb-new-1.0-1.noarch",
+                "Error:",
+                "Problem: cannot install both a and b",
+                "- conflicting requests",
+            ]
+        );
     }
 }

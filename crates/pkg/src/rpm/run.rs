@@ -231,16 +231,7 @@ pub fn scan_with(root: &RpmRoot, opts: &RpmScanOptions) -> Result<RpmScan, ScanE
     let (os_path, operating_system, product) = read_os(root)?;
     let pm = match opts.package_manager {
         Some(pm) => pm,
-        None => match operating_system.default_package_manager(&product) {
-            Some(pm @ (PackageManager::Dnf | PackageManager::Yum)) => pm,
-            _ => {
-                return Err(ScanError::NotRpm {
-                    path: os_path,
-                    os: operating_system.as_str().to_string(),
-                    product,
-                });
-            }
-        },
+        None => default_package_manager(&os_path, operating_system, &product)?,
     };
     if opts.refresh
         && let Err(e) = refresh(root, pm, opts)
@@ -278,7 +269,29 @@ pub fn scan_with(root: &RpmRoot, opts: &RpmScanOptions) -> Result<RpmScan, ScanE
     })
 }
 
-fn pm_program(pm: PackageManager) -> &'static str {
+/// dnf or yum, as the root's os-release says (yum: Amazon Linux 2 and
+/// RHEL-likes 7 and older).
+pub fn package_manager(root: &RpmRoot) -> Result<PackageManager, ScanError> {
+    let (os_path, operating_system, product) = read_os(root)?;
+    default_package_manager(&os_path, operating_system, &product)
+}
+
+fn default_package_manager(
+    os_path: &str,
+    operating_system: OperatingSystem,
+    product: &str,
+) -> Result<PackageManager, ScanError> {
+    match operating_system.default_package_manager(product) {
+        Some(pm @ (PackageManager::Dnf | PackageManager::Yum)) => Ok(pm),
+        _ => Err(ScanError::NotRpm {
+            path: os_path.to_string(),
+            os: operating_system.as_str().to_string(),
+            product: product.to_string(),
+        }),
+    }
+}
+
+pub(crate) fn pm_program(pm: PackageManager) -> &'static str {
     match pm {
         PackageManager::Yum => "yum",
         _ => "dnf",
@@ -286,7 +299,7 @@ fn pm_program(pm: PackageManager) -> &'static str {
 }
 
 /// `rpm -q` on a root without a database creates one; refuse instead.
-fn check_database(root: &RpmRoot) -> Result<(), ScanError> {
+pub(crate) fn check_database(root: &RpmRoot) -> Result<(), ScanError> {
     let Some(db) = &root.dbpath else {
         // The host's own database, wherever rpm's configuration puts it.
         return Ok(());
@@ -344,25 +357,41 @@ fn query_installed(
 /// The refresh command: `dnf makecache --refresh` (`yum makecache`), with
 /// `--installroot` and `--config` for a root other than `/`.
 pub fn refresh_command(root: &RpmRoot, pm: PackageManager) -> CommandSpec {
-    let mut spec = CommandSpec::new(pm_program(pm)).arg("-q");
+    let mut spec = pm_command(root, pm, &["-q"], &["generate_completion_cache"]).arg("makecache");
+    if pm == PackageManager::Dnf {
+        spec = spec.arg("--refresh");
+    }
+    spec
+}
+
+/// `dnf`/`yum` for `root`, before the subcommand: `first` (options), then
+/// `--installroot` and, for dnf, `--disableplugin=<off>` for a root other
+/// than `/` (plugins such as `generate_completion_cache` ignore the
+/// installroot and write the host's files), `-c` with the root's
+/// configuration file, [`RpmRoot::pm_args`], and [`RpmRoot::env`].
+pub fn pm_command(root: &RpmRoot, pm: PackageManager, first: &[&str], off: &[&str]) -> CommandSpec {
+    let mut spec = CommandSpec::new(pm_program(pm)).args(first);
     if !root.is_host() {
         spec = spec.arg(format!("--installroot={}", root.dir.display()));
-        if pm == PackageManager::Dnf {
-            // It ignores the installroot: the host's /var/cache/dnf/packages.db.
-            spec = spec.arg("--disableplugin=generate_completion_cache");
+        if pm == PackageManager::Dnf && !off.is_empty() {
+            spec = spec.arg(format!("--disableplugin={}", off.join(",")));
         }
     }
     if let Some(conf) = root.config_file(pm) {
         spec = spec.arg("-c").arg(conf);
     }
-    spec = spec.args(&root.pm_args).arg("makecache");
-    if pm == PackageManager::Dnf {
-        spec = spec.arg("--refresh");
-    }
+    spec = spec.args(&root.pm_args);
     for (k, v) in &root.env {
         spec = spec.env(k, v);
     }
     spec
+}
+
+/// The package manager's cache directory in the root (`cachedir` of the
+/// configuration file, else the default), as configured: yum's may hold
+/// `$basearch`/`$releasever`.
+pub(crate) fn cache_dir(root: &RpmRoot, pm: PackageManager) -> PathBuf {
+    configuration(root, pm, &mut Vec::new()).0
 }
 
 /// `dnf makecache` / `yum makecache` on `root` through the runner.
@@ -371,7 +400,7 @@ pub fn refresh(root: &RpmRoot, pm: PackageManager, opts: &RpmScanOptions) -> Res
     opts.runner.run_ok(&spec).map(drop)
 }
 
-fn read_os(root: &RpmRoot) -> Result<(String, OperatingSystem, String), ScanError> {
+pub(crate) fn read_os(root: &RpmRoot) -> Result<(String, OperatingSystem, String), ScanError> {
     let mut path = root.path("etc/os-release");
     if !path.exists() {
         path = root.path("usr/lib/os-release");
@@ -386,7 +415,7 @@ fn read_os(root: &RpmRoot) -> Result<(String, OperatingSystem, String), ScanErro
     Ok((label, operating_system, product))
 }
 
-fn read_text(path: &Path) -> Result<String, ScanError> {
+pub(crate) fn read_text(path: &Path) -> Result<String, ScanError> {
     let bytes = std::fs::read(path).map_err(|source| ScanError::Read {
         path: path.to_string_lossy().into_owned(),
         source,
@@ -463,7 +492,7 @@ pub fn parse_ini(text: &str) -> Vec<IniSection> {
 }
 
 /// dnf's boolean values.
-fn is_true(v: &str) -> bool {
+pub(crate) fn is_true(v: &str) -> bool {
     matches!(
         v.trim().to_ascii_lowercase().as_str(),
         "1" | "yes" | "true" | "on"
@@ -665,6 +694,78 @@ fn read_metadata(path: &Path, max: u64) -> Result<Vec<u8>, String> {
     decompress(&shown, &raw, max).map_err(|e| e.to_string())
 }
 
+/// What one repository's cached metadata gives.
+pub(crate) struct CachedRepo {
+    pub versions: Vec<AvailablePackage>,
+    /// With `repository` set to the repository id.
+    pub notices: Vec<UpdateNotice>,
+    pub revision: Option<String>,
+    /// An unreadable updateinfo: the packages are kept, the notices skipped.
+    pub notices_warning: Option<String>,
+}
+
+/// Reads `repomd.xml` of repository `id` in `cache_dir` (dnf's, yum's or
+/// libzypp's raw cache layout), then primary and updateinfo. `Err`: no
+/// usable package list, in words naming the file.
+pub(crate) fn read_cached_repo(
+    id: &str,
+    cache_dir: &Path,
+    repomd_path: &Path,
+    max: u64,
+) -> Result<CachedRepo, String> {
+    let repomd = read_metadata(repomd_path, max).and_then(|b| {
+        parse_repomd(&repomd_path.to_string_lossy(), &b).map_err(|e| e.to_string())
+    })?;
+    let Some(primary) = repomd.get("primary") else {
+        let why = if repomd.get("primary_db").is_some() {
+            "only primary_db (sqlite) is listed, which this scan does not read"
+        } else {
+            "no primary metadata listed"
+        };
+        return Err(format!("{}: {why}", repomd_path.display()));
+    };
+    let versions = locate(cache_dir, &primary.location)
+        .ok_or_else(|| {
+            format!(
+                "{} is not in the cache {}",
+                primary.location,
+                cache_dir.display()
+            )
+        })
+        .and_then(|p| {
+            let bytes = read_metadata(&p, max)?;
+            parse_primary(&p.to_string_lossy(), &bytes, id).map_err(|e| e.to_string())
+        })?;
+    let mut notices = Vec::new();
+    let mut notices_warning = None;
+    if let Some(ui) = repomd.get("updateinfo") {
+        match locate(cache_dir, &ui.location)
+            .ok_or_else(|| {
+                format!(
+                    "{} is not in the cache {}",
+                    ui.location,
+                    cache_dir.display()
+                )
+            })
+            .and_then(|p| {
+                let bytes = read_metadata(&p, max)?;
+                parse_updateinfo(&p.to_string_lossy(), &bytes).map_err(|e| e.to_string())
+            }) {
+            Ok(n) => notices = n,
+            Err(e) => notices_warning = Some(format!("{e}; its notices skipped (packages kept)")),
+        }
+    }
+    for n in &mut notices {
+        n.repository = Some(id.to_string());
+    }
+    Ok(CachedRepo {
+        versions,
+        notices,
+        revision: repomd.revision.clone(),
+        notices_warning,
+    })
+}
+
 type RepoData = (Vec<AvailablePackage>, Vec<UpdateNotice>, Vec<RepoInfo>);
 
 /// Reads the cached metadata of every enabled repository; problems become
@@ -690,74 +791,25 @@ fn read_repositories(
             ));
             continue;
         };
-        let repomd = match read_metadata(&repomd_path, opts.max_metadata_size).and_then(|b| {
-            parse_repomd(&repomd_path.to_string_lossy(), &b).map_err(|e| e.to_string())
-        }) {
-            Ok(r) => r,
+        let cached = match read_cached_repo(id, &cache_dir, &repomd_path, opts.max_metadata_size) {
+            Ok(c) => c,
             Err(e) => {
                 warnings.push(format!("repository {id}: {e}; skipped"));
                 continue;
             }
         };
-        let Some(primary) = repomd.get("primary") else {
-            let why = if repomd.get("primary_db").is_some() {
-                "only primary_db (sqlite) is listed, which this scan does not read"
-            } else {
-                "no primary metadata listed"
-            };
-            warnings.push(format!(
-                "repository {id}: {}: {why}; skipped",
-                repomd_path.display()
-            ));
-            continue;
-        };
-        let versions = match locate(&cache_dir, &primary.location)
-            .ok_or_else(|| {
-                format!(
-                    "{} is not in the cache {}",
-                    primary.location,
-                    cache_dir.display()
-                )
-            })
-            .and_then(|p| {
-                let bytes = read_metadata(&p, opts.max_metadata_size)?;
-                parse_primary(&p.to_string_lossy(), &bytes, id).map_err(|e| e.to_string())
-            }) {
-            Ok(v) => v,
-            Err(e) => {
-                warnings.push(format!("repository {id}: {e}; skipped"));
-                continue;
-            }
-        };
-        let mut repo_notices = Vec::new();
-        if let Some(ui) = repomd.get("updateinfo") {
-            match locate(&cache_dir, &ui.location)
-                .ok_or_else(|| {
-                    format!(
-                        "{} is not in the cache {}",
-                        ui.location,
-                        cache_dir.display()
-                    )
-                })
-                .and_then(|p| {
-                    let bytes = read_metadata(&p, opts.max_metadata_size)?;
-                    parse_updateinfo(&p.to_string_lossy(), &bytes).map_err(|e| e.to_string())
-                }) {
-                Ok(n) => repo_notices = n,
-                Err(e) => warnings.push(format!(
-                    "repository {id}: {e}; its notices skipped (packages kept)"
-                )),
-            }
-        }
-        for n in &mut repo_notices {
-            n.repository = Some(id.clone());
-        }
+        warnings.extend(
+            cached
+                .notices_warning
+                .map(|w| format!("repository {id}: {w}")),
+        );
+        let (versions, repo_notices) = (cached.versions, cached.notices);
         infos.push(RepoInfo {
             id: id.clone(),
             defined_in: repo.defined_in.clone(),
             cache_dir,
             repomd: repomd_path,
-            revision: repomd.revision.clone(),
+            revision: cached.revision,
             fetched: Timestamp::try_from(mtime).ok(),
             versions: versions.len(),
             notices: repo_notices.len(),

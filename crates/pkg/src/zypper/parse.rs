@@ -6,6 +6,11 @@
 //!   [`AvailablePackage`] per `<solvable kind="package">` that a repository
 //!   offers.
 //!
+//! * [`parse_install`]: `zypper --xmlout install [--dry-run]` → the
+//!   transaction zypper resolved (one [`SimStep`] per package it would
+//!   install, upgrade, downgrade or remove) and every message it wrote,
+//!   errors included (they say why a version cannot be installed).
+//!
 //! The output is a `<stream>` of `<message>`s and one result element.
 //! Parsing streams with quick-xml's pull reader; every error names the
 //! input and the line, and no input makes the parsers panic. A
@@ -22,6 +27,7 @@ use patchfleet_core::facts::{AvailablePackage, UpdateNotice};
 use patchfleet_core::version::rpm as rpmver;
 use quick_xml::events::BytesStart;
 
+use crate::install::{SimAction, SimStep};
 pub use crate::xml::MetadataError as ZypperParseError;
 use crate::xml::{Node, Xml, element_name, excerpt, push_unique};
 
@@ -80,12 +86,25 @@ impl<'a> Xml<'a> {
         }
     }
 
-    /// A `<message>`: an error message fails the parse, others are skipped.
-    fn message(&mut self, tag: &BytesStart<'_>, pos: u64) -> Result<(), ZypperParseError> {
+    /// A `<message>`: an error message fails the parse unless `sink`
+    /// collects messages (then every one goes there with its type).
+    fn message(
+        &mut self,
+        tag: &BytesStart<'_>,
+        pos: u64,
+        sink: Option<&mut Vec<ZypperMessage>>,
+    ) -> Result<(), ZypperParseError> {
         let kind = self.attr_trimmed(tag, pos, "type")?;
         let text = self.text()?;
-        if kind.as_deref() == Some("error") {
-            return Err(self.fail(pos, format!("zypper reported an error: {}", excerpt(&text))));
+        match sink {
+            Some(sink) => sink.push(ZypperMessage {
+                kind: kind.unwrap_or_default(),
+                text: text.trim().to_string(),
+            }),
+            None if kind.as_deref() == Some("error") => {
+                return Err(self.fail(pos, format!("zypper reported an error: {}", excerpt(&text))));
+            }
+            None => {}
         }
         Ok(())
     }
@@ -97,12 +116,13 @@ impl<'a> Xml<'a> {
         &mut self,
         result: &str,
         required: bool,
+        mut messages: Option<&mut Vec<ZypperMessage>>,
         mut read: impl FnMut(&mut Self) -> Result<(), ZypperParseError>,
     ) -> Result<(), ZypperParseError> {
         self.stream_root()?;
         let mut found = false;
         self.children(|x, tag, pos| match tag.local_name().as_ref() {
-            "message" => x.message(&tag, pos),
+            "message" => x.message(&tag, pos, messages.as_deref_mut()),
             name if name == result => {
                 found = true;
                 read(x)
@@ -136,7 +156,7 @@ impl<'a> Xml<'a> {
 pub fn parse_list_patches(input: &str, xml: &[u8]) -> Result<Vec<UpdateNotice>, ZypperParseError> {
     let mut x = Xml::new(input, xml)?;
     let mut out = Vec::new();
-    x.stream("update-status", true, |x| {
+    x.stream("update-status", true, None, |x| {
         x.children(|x, tag, _| match tag.local_name().as_ref() {
             "update-list" | "blocked-update-list" => {
                 x.children(|x, tag, pos| match tag.local_name().as_ref() {
@@ -261,7 +281,7 @@ pub const SYSTEM_REPOSITORY: &str = "@System";
 pub fn parse_search(input: &str, xml: &[u8]) -> Result<Vec<AvailablePackage>, ZypperParseError> {
     let mut x = Xml::new(input, xml)?;
     let mut out: Vec<AvailablePackage> = Vec::new();
-    x.stream("search-result", false, |x| {
+    x.stream("search-result", false, None, |x| {
         x.children(|x, tag, _| match tag.local_name().as_ref() {
             "solvable-list" => x.children(|x, tag, pos| {
                 if tag.local_name().as_ref() == "solvable"
@@ -314,5 +334,120 @@ fn solvable(
         section: None,
         build_time: None,
         first_seen: None,
+    }))
+}
+
+// ---------------------------------------------------------------------------
+// install
+
+/// One `<message>` of zypper's output.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ZypperMessage {
+    /// `info`, `warning`, `error` (as zypper writes it).
+    pub kind: String,
+    pub text: String,
+}
+
+/// What `zypper --xmlout install [--dry-run]` said.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InstallOutput {
+    /// The resolved transaction, in zypper's order; empty when zypper
+    /// stopped before resolving (see `messages`).
+    pub steps: Vec<SimStep>,
+    /// Whether an `<install-summary>` was written (a resolved transaction,
+    /// possibly "Nothing to do").
+    pub summary: bool,
+    pub messages: Vec<ZypperMessage>,
+}
+
+impl InstallOutput {
+    /// The texts of the error messages.
+    pub fn errors(&self) -> impl Iterator<Item = &str> {
+        self.messages
+            .iter()
+            .filter(|m| m.kind == "error")
+            .map(|m| m.text.as_str())
+    }
+}
+
+/// Reads `zypper --xmlout install [--dry-run] …`: the `<install-summary>`
+/// lists of `<solvable>`s, by what happens to them (`to-install`,
+/// `to-upgrade`, `to-downgrade`, `to-reinstall`, `to-change-arch`,
+/// `to-change-vendor`: [`SimAction::Install`]; `to-remove`:
+/// [`SimAction::Remove`]; other lists, such as the updates zypper will not
+/// install, change nothing and are skipped), and every message, in order.
+/// Messages of type `error` are data here, not a parse error: they are
+/// zypper's reason (`No provider of 'x=1' found.`, a held lock).
+///
+/// A step's `new` is the `edition`, `old` the `edition-old` (an upgrade or
+/// downgrade) or, for a removal, the `edition`; `origin` the `repository`
+/// when zypper names it.
+pub fn parse_install(input: &str, xml: &[u8]) -> Result<InstallOutput, ZypperParseError> {
+    let mut x = Xml::new(input, xml)?;
+    let mut out = InstallOutput::default();
+    let mut messages = Vec::new();
+    let mut steps = Vec::new();
+    let mut summary = false;
+    x.stream("install-summary", false, Some(&mut messages), |x| {
+        summary = true;
+        x.children(|x, tag, _| {
+            let action = match tag.local_name().as_ref() {
+                "to-remove" => SimAction::Remove,
+                "to-install" | "to-upgrade" | "to-downgrade" | "to-reinstall"
+                | "to-change-arch" | "to-change-vendor" => SimAction::Install,
+                _ => return x.skip(),
+            };
+            x.children(|x, tag, pos| {
+                if tag.local_name().as_ref() == "solvable"
+                    && let Some(step) = install_step(x, &tag, pos, action)?
+                {
+                    steps.push(step);
+                }
+                x.skip()
+            })
+        })
+    })?;
+    out.steps = steps;
+    out.summary = summary;
+    out.messages = messages;
+    Ok(out)
+}
+
+/// One `<solvable>` of an install-summary list; `None` when it is not a
+/// package (a patch, a pattern, a product).
+fn install_step(
+    x: &Xml<'_>,
+    tag: &BytesStart<'_>,
+    pos: u64,
+    action: SimAction,
+) -> Result<Option<SimStep>, ZypperParseError> {
+    let kind = x.attr_trimmed(tag, pos, "type")?;
+    if kind.as_deref().unwrap_or("package") != "package" {
+        return Ok(None);
+    }
+    let name = x.required(tag, pos, "name")?;
+    let edition = x.required(tag, pos, "edition")?;
+    rpmver::validate(&edition)
+        .map_err(|e| x.fail(pos, format!("{name}: edition '{}': {e}", excerpt(&edition))))?;
+    let old = match x.attr_trimmed(tag, pos, "edition-old")? {
+        Some(old) => {
+            rpmver::validate(&old).map_err(|e| {
+                x.fail(pos, format!("{name}: edition-old '{}': {e}", excerpt(&old)))
+            })?;
+            Some(old)
+        }
+        None => None,
+    };
+    let (old, new) = match action {
+        SimAction::Remove => (Some(edition), None),
+        _ => (old, Some(edition)),
+    };
+    Ok(Some(SimStep {
+        action,
+        name,
+        arch: x.attr_trimmed(tag, pos, "arch")?,
+        old,
+        new,
+        origin: x.attr_trimmed(tag, pos, "repository")?,
     }))
 }
