@@ -16,9 +16,10 @@ use crate::{CollectArgs, emit};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use jiff::Timestamp;
+use patchfleet_core::baseline::parse_install_override_list;
 use patchfleet_core::eval::{
-    CompiledBaseline, EvalOptions, InstallOutcome, InstallPlan, Operation, PendingRebootScope,
-    PlannedInstall, RebootOption, evaluate, reboot_after,
+    CompiledBaseline, CompiledOverride, EvalOptions, InstallOutcome, InstallPlan, Operation,
+    PendingRebootScope, PlannedInstall, RebootOption, evaluate, reboot_after,
 };
 use patchfleet_core::facts::NodeFacts;
 use patchfleet_core::inventory::{Inventory, Version};
@@ -44,6 +45,11 @@ pub struct InstallArgs {
     /// reported, never repaired.
     #[arg(long)]
     repair: bool,
+    /// Install exactly the packages of this InstallOverrideList (YAML, as
+    /// AWS-RunPatchBaseline takes it) instead of the baseline's plan; the
+    /// baseline still judges the report and its rejected list still applies.
+    #[arg(long)]
+    install_override_list: Option<std::path::PathBuf>,
     /// Evaluation instant (RFC 3339); default: now.
     #[arg(long)]
     at: Option<Timestamp>,
@@ -88,7 +94,17 @@ pub fn run(args: &InstallArgs) -> Result<ExitCode> {
     let baseline = baseline_arg::or_default(chosen, os)?;
     let compiled = CompiledBaseline::compile(&baseline)?;
     let at = args.at.unwrap_or(start);
-    let plan = install_plan(&compiled, &facts, at)?;
+    let override_list = match &args.install_override_list {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let list = parse_install_override_list(&text)
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            Some(CompiledOverride::new(&list))
+        }
+        None => None,
+    };
+    let plan = install_plan(&compiled, &facts, at, override_list.as_ref())?;
     let plan = plan.context("the evaluation made no install plan")?;
 
     if args.dry_run {
@@ -148,9 +164,13 @@ pub fn run(args: &InstallArgs) -> Result<ExitCode> {
         let options = EvalOptions {
             at: at_after.as_second(),
             operation: Operation::Install {
-                override_list: None,
+                override_list: override_list.as_ref(),
             },
-            outcome: InstallOutcome::Baseline,
+            outcome: if override_list.is_some() {
+                InstallOutcome::Override(plan.packages.clone())
+            } else {
+                InstallOutcome::Baseline
+            },
             // Before the reboot it decides, Patch Manager reports this run's
             // packages Installed, not pending (spec §4.3).
             pending_reboot_scope: if reboot {
@@ -164,6 +184,10 @@ pub fn run(args: &InstallArgs) -> Result<ExitCode> {
             operation: "Install".to_string(),
             operation_start: Some(args.at.unwrap_or(start)),
             operation_end: Some(at_after),
+            install_override_list: args
+                .install_override_list
+                .as_ref()
+                .map(|p| p.display().to_string()),
             reboot_option: Some(
                 match args.reboot_option {
                     RebootArg::RebootIfNeeded => "RebootIfNeeded",
@@ -250,13 +274,12 @@ fn install_plan(
     compiled: &CompiledBaseline,
     facts: &NodeFacts,
     at: Timestamp,
+    override_list: Option<&CompiledOverride>,
 ) -> Result<Option<InstallPlan>> {
     let inventory = Inventory::prepare(facts).context("the scanned facts")?;
     let options = EvalOptions {
         at: at.as_second(),
-        operation: Operation::Install {
-            override_list: None,
-        },
+        operation: Operation::Install { override_list },
         outcome: InstallOutcome::None,
         pending_reboot_scope: PendingRebootScope::AnyInstallAfterBoot,
     };

@@ -393,3 +393,64 @@ fn install_on_dnf_and_zypper_roots() {
         assert_eq!(out["Reboot"], false);
     }
 }
+
+/// The zero-day path: `--install-override-list` installs exactly the listed
+/// package (tb-tool's non-security update, which the baseline would not
+/// install) and nothing the baseline would have installed.
+#[test]
+fn an_install_override_list_installs_exactly_its_packages() {
+    let (tmp, root) = testbed("override");
+    let r = root.to_str().unwrap();
+    let list = tmp.0.join("override.yaml");
+    std::fs::write(
+        &list,
+        "patches:\n  - id: 'tb-tool'\n    title: 'tb-tool*'\n",
+    )
+    .unwrap();
+    let out = json_ok(&[
+        "install",
+        "--root",
+        r,
+        "--predefined",
+        "AWS-DebianDefaultPatchBaseline",
+        "--install-override-list",
+        list.to_str().unwrap(),
+        "--reboot-option",
+        "NoReboot",
+        "--output",
+        "json",
+    ]);
+    let installed: Vec<&str> = out["Install"]["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(installed, ["tb-tool"], "{out:#}");
+    assert_eq!(installed_version(&root, "tb-tool"), "2.1-1");
+    assert_eq!(installed_version(&root, "tb-hello"), "1.0-1");
+    assert_eq!(installed_version(&root, "tb-kernel"), "1.0-1");
+    let state = &out["Report"]["InstancePatchState"];
+    assert_eq!(
+        state["InstallOverrideList"],
+        list.to_str().unwrap(),
+        "{state:#}"
+    );
+    // The baseline still judges: its security updates are still missing.
+    let st = states(&out["Report"]);
+    assert_eq!(st["tb-hello"], "Missing", "{st:?}");
+
+    let bad = tmp.0.join("bad.yaml");
+    std::fs::write(&bad, "patches: 7\n").unwrap();
+    let out = agent(&[
+        "install",
+        "--root",
+        r,
+        "--install-override-list",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.yaml"), "{stderr}");
+    assert_eq!(installed_version(&root, "tb-hello"), "1.0-1");
+}

@@ -286,3 +286,33 @@ fn a_held_dpkg_lock_names_its_holder() {
     // Free again: the install goes through.
     assert!(install(&root, &plan, &opts).unwrap().all_installed());
 }
+
+/// A hanging apt-get (the real one simulates; the real run hangs with a
+/// child) is killed with its whole process group at the install timeout.
+#[test]
+fn a_hanging_apt_get_times_out_and_its_process_group_is_killed() {
+    let (tmp, root) = testbed("apt-hang");
+    let plan = default_plan(&root);
+    let opts = InstallOptions {
+        runner: common::hanging_tool(&tmp.0, "apt-get", "-s "),
+        install_timeout: Duration::from_secs(2),
+        ..InstallOptions::default()
+    };
+    let before = versions(&root);
+    let start = Instant::now();
+    let e = install(&root, &plan, &opts).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            InstallError::Run(patchfleet_pkg::runner::RunError::TimedOut { .. })
+        ),
+        "{e}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    common::assert_hanging_tool_killed(&tmp.0);
+    assert_eq!(versions(&root), before);
+}

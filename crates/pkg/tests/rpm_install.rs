@@ -18,7 +18,7 @@ use patchfleet_core::inventory::Inventory;
 use patchfleet_pkg::install::{InstallError, InstallOptions, PackageResult, SimAction};
 use patchfleet_pkg::rpm::install::{install, simulate};
 use patchfleet_pkg::rpm::{RpmRoot, parse_rpm_query, rpm_query_command, scan};
-use patchfleet_pkg::runner::{DEFAULT_PATH, RunError, Runner, group_alive};
+use patchfleet_pkg::runner::{DEFAULT_PATH, RunError, Runner};
 mod common;
 
 use common::{
@@ -540,27 +540,10 @@ fn yum_systems_run_yum() {
 fn a_hanging_dnf_times_out_and_its_process_group_is_killed() {
     let host = HostGuard::new();
     let (tmp, root) = testbed("rpm-install-hang", false);
-    let bin = tmp.0.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let pids = tmp.0.join("pids");
     // The simulation is the real dnf; the real run hangs, with a child.
-    let fake = format!(
-        "#!/bin/sh\ncase \"$*\" in *--assumeno*) exec /usr/bin/dnf \"$@\" ;; esac\n\
-         sleep 600 &\necho \"$$ $!\" > {}\nwait\n",
-        pids.display()
-    );
-    std::fs::write(bin.join("dnf"), fake).unwrap();
-    std::fs::set_permissions(
-        bin.join("dnf"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let runner = common::hanging_tool(&tmp.0, "dnf", "--assumeno");
     let opts = InstallOptions {
-        runner: Runner {
-            path: format!("{}:{DEFAULT_PATH}", bin.display()),
-            grace: Duration::from_secs(1),
-            ..Runner::default()
-        },
+        runner,
         install_timeout: Duration::from_secs(2),
         ..InstallOptions::default()
     };
@@ -573,19 +556,7 @@ fn a_hanging_dnf_times_out_and_its_process_group_is_killed() {
         "{e}"
     );
     assert!(took < Duration::from_secs(15), "{took:?}");
-    let text = std::fs::read_to_string(&pids).expect("the fake dnf ran");
-    let mut ids = text.split_whitespace().map(|p| p.parse::<i32>().unwrap());
-    let (leader, child) = (ids.next().unwrap(), ids.next().unwrap());
-    assert!(
-        !group_alive(nix::unistd::Pid::from_raw(leader)),
-        "the process group {leader} is still alive"
-    );
-    assert!(
-        !Path::new(&format!("/proc/{child}")).exists()
-            || std::fs::read_to_string(format!("/proc/{child}/stat"))
-                .is_ok_and(|s| s.contains(") Z ")),
-        "the fake dnf's child {child} is still alive"
-    );
+    common::assert_hanging_tool_killed(&tmp.0);
     assert_eq!(rpm_qa(&root), before);
     host.check();
 }

@@ -321,3 +321,31 @@ fn block_refuses_rejected_packages() {
     assert_eq!(sim.steps.len(), 2, "{sim:#?}");
     assert_eq!(rpm_qa(&root), strings(&V1), "a simulation changed the root");
 }
+
+/// A hanging zypper (the real one runs the dry run; the real run hangs with
+/// a child) is killed with its whole process group at the install timeout.
+#[test]
+fn a_hanging_zypper_times_out_and_its_process_group_is_killed() {
+    let (tmp, root) = testbed("zypper-hang");
+    let opts = InstallOptions {
+        runner: common::hanging_tool(&tmp.0, "zypper", "--dry-run"),
+        install_timeout: Duration::from_secs(2),
+        ..InstallOptions::default()
+    };
+    let start = Instant::now();
+    let e = install(&root, &plan(&[("tb-hello", "1.1-1")], &[], false), &opts).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            InstallError::Run(patchfleet_pkg::runner::RunError::TimedOut { .. })
+        ),
+        "{e}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        start.elapsed()
+    );
+    common::assert_hanging_tool_killed(&tmp.0);
+    assert_eq!(rpm_qa(&root), strings(&V1));
+}

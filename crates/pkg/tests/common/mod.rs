@@ -317,3 +317,42 @@ pub fn zypper_host_state() -> Vec<TreeSnapshot> {
     .map(|p| snapshot_tree(Path::new(p)))
     .collect()
 }
+
+/// A fake `tool` in `dir/bin` that runs the real `/usr/bin/<tool>` when its
+/// arguments contain `real_when` (the simulation), and otherwise hangs with
+/// a `sleep 600` child, writing "group-leader child" PIDs to `dir/pids`.
+/// Returns a runner that finds the fake first, with a short grace period.
+pub fn hanging_tool(dir: &Path, tool: &str, real_when: &str) -> Runner {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = format!(
+        "#!/bin/sh\ncase \"$*\" in *\"{real_when}\"*) exec /usr/bin/{tool} \"$@\" ;; esac\n\
+         sleep 600 &\necho \"$$ $!\" > {}\nwait\n",
+        dir.join("pids").display()
+    );
+    std::fs::write(bin.join(tool), fake).unwrap();
+    std::fs::set_permissions(bin.join(tool), std::fs::Permissions::from_mode(0o755)).unwrap();
+    Runner {
+        path: format!("{}:{DEFAULT_PATH}", bin.display()),
+        grace: Duration::from_secs(1),
+        ..Runner::default()
+    }
+}
+
+/// After a [`hanging_tool`] timed out: its process group and its child are gone.
+pub fn assert_hanging_tool_killed(dir: &Path) {
+    let text = std::fs::read_to_string(dir.join("pids")).expect("the fake tool ran");
+    let mut ids = text.split_whitespace().map(|p| p.parse::<i32>().unwrap());
+    let (leader, child) = (ids.next().unwrap(), ids.next().unwrap());
+    assert!(
+        !patchfleet_pkg::runner::group_alive(nix::unistd::Pid::from_raw(leader)),
+        "the process group {leader} is still alive"
+    );
+    assert!(
+        !Path::new(&format!("/proc/{child}")).exists()
+            || std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")),
+        "the fake tool's child {child} is still alive"
+    );
+}
