@@ -92,7 +92,7 @@ pub fn collect_on(node: &Node, args: &CollectArgs) -> Result<NodeFacts> {
 }
 
 /// `etc/os-release`, else `usr/lib/os-release` (os-release(5)), under `root`.
-fn os_release_path(root: &Path) -> Result<PathBuf> {
+pub fn os_release_path(root: &Path) -> Result<PathBuf> {
     let etc = root.join("etc/os-release");
     let lib = root.join("usr/lib/os-release");
     if etc.exists() {
@@ -145,4 +145,8 @@ fn host_kernel_release() -> Option<String> {
 
 pub fn warn(message: &str) {
     eprintln!("patchfleet-agent: warning: {message}");
+}
+
+pub fn info(message: &str) {
+    eprintln!("patchfleet-agent: {message}");
 }

@@ -5,9 +5,12 @@
 //! update runs only with `--refresh`). See docs/agent.md.
 
 mod baseline_arg;
+mod channel;
 mod collect;
 mod install_cmd;
 mod patch_states;
+mod register_cmd;
+mod run_cmd;
 mod scan_cmd;
 
 use clap::{Args, Parser, Subcommand};
@@ -34,10 +37,19 @@ enum Command {
     Scan(scan_cmd::ScanArgs),
     /// Install the baseline's approved updates, then scan and report.
     Install(install_cmd::InstallArgs),
+    /// Register this node with a server (once): makes the node's key and
+    /// gets its certificate; prints the node id.
+    Register(register_cmd::RegisterArgs),
+    /// Run as the server's agent: heartbeats, scans on request (exit 3 when
+    /// the server no longer accepts the node).
+    Run(run_cmd::RunArgs),
+    /// (Internal: the scan `run` starts in a child process.)
+    #[command(hide = true)]
+    CollectForServer(run_cmd::CollectForServerArgs),
 }
 
 /// Where and how facts are collected (shared by `facts` and `scan`).
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct CollectArgs {
     /// The system's root directory: `/` on a node, a mounted image or a
     /// test bed otherwise.
@@ -71,11 +83,17 @@ struct FactsArgs {
 }
 
 fn main() -> ExitCode {
+    // One crypto provider for every TLS user in the process (rustls
+    // cannot choose on its own if a second one is ever linked).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Facts(args) => facts(&args),
         Command::Scan(args) => scan_cmd::run(&args),
         Command::Install(args) => install_cmd::run(&args),
+        Command::Register(args) => register_cmd::run(&args),
+        Command::Run(args) => run_cmd::run(&args),
+        Command::CollectForServer(args) => run_cmd::collect_for_server(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,4 +1,5 @@
-//! `patchfleet baseline …`: offline work on baseline files.
+//! `patchfleet baseline …`: `validate` checks a file offline; the other
+//! verbs work on the server's baselines (`verbs`).
 
 use crate::input::{parse_baseline, read_text};
 use anyhow::Result;
@@ -8,15 +9,19 @@ use std::process::ExitCode;
 
 #[derive(Subcommand)]
 pub enum BaselineCommand {
-    /// Check a baseline file (JSON or YAML, SSM field names); exit status 1 when invalid.
+    /// Check a baseline file (JSON or YAML, SSM field names), offline; exit
+    /// status 1 when invalid.
     Validate {
         /// The baseline file, or - for standard input.
         file: PathBuf,
     },
+    #[command(flatten)]
+    Server(crate::verbs::BaselineClientCommand),
 }
 
-pub fn run(cmd: &BaselineCommand) -> Result<ExitCode> {
+pub fn run(cmd: &BaselineCommand, client: &crate::client::ClientArgs) -> Result<ExitCode> {
     match cmd {
+        BaselineCommand::Server(c) => crate::verbs::baseline(c, client),
         BaselineCommand::Validate { file } => {
             let baseline = match parse_baseline(file, &read_text(file)?) {
                 Ok(b) => b,

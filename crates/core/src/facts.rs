@@ -164,7 +164,7 @@ pub struct NoticePackage {
 }
 
 /// What the node remembers between operations (spec §4.3).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RebootState {
     /// End of the last Install that ran with `NoReboot`.

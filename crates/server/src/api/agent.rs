@@ -1,0 +1,160 @@
+//! `/agent/v1`: the agent channel (see `patchfleet_protocol`). An agent is
+//! whoever presents a client certificate our CA signed for a node that is
+//! still registered; registration itself is authenticated by the activation.
+
+use super::body::{JsonBody, parse};
+use super::error::{ApiError, ApiResult};
+use crate::serve::Peer;
+use crate::services::{Services, nodes};
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post, put};
+use jiff::Timestamp;
+use patchfleet_core::facts::NodeFacts;
+use patchfleet_protocol::{
+    FactsOffer, FactsOfferAck, Heartbeat, HeartbeatAck, NodeState, RegisterRequest,
+    RegisterResponse, WorkItem, WorkResponse,
+};
+use serde::Deserialize;
+use std::io::Read;
+use std::time::Duration;
+
+pub fn router(svc: &Services) -> Router<Services> {
+    let facts_limit = svc.config.max_facts_bytes;
+    let body_limit = svc.config.max_body_bytes;
+    Router::new()
+        .route("/register", post(register))
+        .route("/heartbeat", post(heartbeat))
+        .route("/facts/offer", post(offer))
+        .route("/work", get(work))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .merge(
+            Router::new()
+                .route("/facts/{hash}", put(upload))
+                .layer(DefaultBodyLimit::max(facts_limit)),
+        )
+}
+
+/// A registered node, identified by its client certificate.
+pub struct AgentNode(pub String);
+
+impl FromRequestParts<Services> for AgentNode {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, svc: &Services) -> Result<AgentNode, ApiError> {
+        let node_id = parts
+            .extensions
+            .get::<Peer>()
+            .and_then(|p| p.identity.as_ref())
+            .map(|i| i.node_id.clone())
+            .ok_or_else(|| {
+                ApiError::unauthorized("the agent channel needs the node's client certificate")
+            })?;
+        nodes::authenticate_agent(svc, &node_id).await?;
+        Ok(AgentNode(node_id))
+    }
+}
+
+async fn register(
+    State(svc): State<Services>,
+    JsonBody(req): JsonBody<RegisterRequest>,
+) -> ApiResult<Json<RegisterResponse>> {
+    Ok(Json(nodes::register(&svc, req).await?))
+}
+
+async fn heartbeat(
+    State(svc): State<Services>,
+    AgentNode(node): AgentNode,
+    JsonBody(hb): JsonBody<Heartbeat>,
+) -> ApiResult<Json<HeartbeatAck>> {
+    nodes::heartbeat(&svc, &node, &hb.agent).await?;
+    Ok(Json(HeartbeatAck {
+        heartbeat_seconds: svc.config.heartbeat_seconds,
+        server_time: Timestamp::now(),
+    }))
+}
+
+async fn offer(
+    State(svc): State<Services>,
+    AgentNode(node): AgentNode,
+    JsonBody(offer): JsonBody<FactsOffer>,
+) -> ApiResult<Json<FactsOfferAck>> {
+    Ok(Json(nodes::offer_facts(&svc, &node, &offer).await?))
+}
+
+async fn upload(
+    State(svc): State<Services>,
+    AgentNode(node): AgentNode,
+    Path(hash): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let gzip = headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    let bytes = if gzip {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .take(svc.config.max_facts_bytes as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| ApiError::invalid("body", format!("not gzip: {e}")))?;
+        if out.len() > svc.config.max_facts_bytes {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestTooLarge",
+                format!("the facts exceed {} bytes", svc.config.max_facts_bytes),
+            ));
+        }
+        out
+    } else {
+        body.to_vec()
+    };
+    let facts: NodeFacts = parse(&bytes)?;
+    let offer = FactsOffer {
+        content_hash: hash.clone(),
+        state: NodeState::of(&facts),
+        scanned_at: Timestamp::now(),
+    };
+    nodes::upload_facts(&svc, &node, &hash, &facts, &offer).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkQuery {
+    #[serde(default)]
+    wait: Option<u64>,
+}
+
+/// Long poll: returns at once when work is queued for the node, else when
+/// some arrives (this replica wakes the poll; work queued on another
+/// replica is seen within a second), else empty after `wait` seconds.
+async fn work(
+    State(svc): State<Services>,
+    AgentNode(node): AgentNode,
+    Query(q): Query<WorkQuery>,
+) -> ApiResult<Json<WorkResponse>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.unwrap_or(0).min(60));
+    let notify = svc.wake.handle(&node);
+    loop {
+        let items = svc.store.take_work(&node, Timestamp::now()).await?;
+        if !items.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(WorkResponse {
+                items: items
+                    .into_iter()
+                    .map(|w| WorkItem {
+                        id: w.id,
+                        kind: w.kind,
+                        parameters: w.parameters,
+                    })
+                    .collect(),
+            }));
+        }
+        let tick = (tokio::time::Instant::now() + Duration::from_secs(1)).min(deadline);
+        let _ = tokio::time::timeout_at(tick, notify.notified()).await;
+    }
+}

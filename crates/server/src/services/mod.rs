@@ -1,0 +1,72 @@
+//! The rules of the control plane, shared by every API (native, agent,
+//! SSM-compatible): handlers parse and render; services decide, and write
+//! through the store with an audit entry naming the caller.
+
+pub mod activations;
+pub mod baselines;
+pub mod fleet;
+pub mod keys;
+pub mod nodes;
+pub mod preview;
+pub mod wake;
+
+use crate::api::error::ApiError;
+use crate::auth::{Action, Role, ServerKey};
+use crate::config::Config;
+use crate::store::{Audit, Store};
+use crate::tls::Pki;
+use std::sync::Arc;
+
+/// Everything a request may need; cheap to clone.
+#[derive(Clone)]
+pub struct Services(pub Arc<Inner>);
+
+pub struct Inner {
+    pub store: Store,
+    pub key: ServerKey,
+    pub pki: Pki,
+    pub config: Config,
+    pub wake: wake::Wake,
+}
+
+impl std::ops::Deref for Services {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// Who is asking: an API key (people, scripts) with its role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The access key id (the audit log's actor).
+    pub actor: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// The server itself (bootstrap, background work).
+    pub fn system() -> Caller {
+        Caller {
+            actor: "system".into(),
+            role: Role::Admin,
+        }
+    }
+
+    /// Fails with 403 naming the role and the action unless allowed.
+    pub fn require(&self, action: Action) -> Result<(), ApiError> {
+        if self.role.allows(action) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "the {} role may not {}",
+                self.role.as_str(),
+                action.describe()
+            )))
+        }
+    }
+
+    pub fn audit(&self, action: &str) -> Audit {
+        Audit::new(self.actor.clone(), action)
+    }
+}

@@ -1,0 +1,408 @@
+//! The records the store reads and writes. Timestamps are `jiff::Timestamp`
+//! here and epoch milliseconds in SQL; JSON members are `serde_json::Value`
+//! here and TEXT in SQL.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Who changed what: written in the same transaction as the change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Audit {
+    pub at: Timestamp,
+    /// An access key id, `node:mi-…`, or `system`.
+    pub actor: String,
+    /// `CreateBaseline`, `RegisterNode`, …
+    pub action: String,
+    /// The ids of the objects the change touched. The store adds the ids it
+    /// generates (a new baseline's id, …).
+    pub objects: Vec<String>,
+    pub detail: Value,
+}
+
+impl Audit {
+    pub fn new(actor: impl Into<String>, action: impl Into<String>) -> Audit {
+        Audit {
+            at: Timestamp::now(),
+            actor: actor.into(),
+            action: action.into(),
+            objects: Vec::new(),
+            detail: Value::Object(Default::default()),
+        }
+    }
+
+    pub fn at(mut self, at: Timestamp) -> Audit {
+        self.at = at;
+        self
+    }
+
+    pub fn object(mut self, id: impl Into<String>) -> Audit {
+        self.objects.push(id.into());
+        self
+    }
+
+    pub fn detail(mut self, detail: Value) -> Audit {
+        self.detail = detail;
+        self
+    }
+}
+
+/// One row of the audit log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Time-ordered: the keyset of the log's pages.
+    pub id: String,
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: String,
+    pub objects: Vec<String>,
+    pub detail: Value,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub object: Option<String>,
+    pub since: Option<Timestamp>,
+    /// Exclusive.
+    pub until: Option<Timestamp>,
+}
+
+/// A page of results; `next` is the cursor of the following page, `None` on
+/// the last one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Operator,
+    Auditor,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "operator" => Some(Role::Operator),
+            "auditor" => Some(Role::Auditor),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiKey {
+    pub access_key_id: String,
+    pub name: String,
+    pub role: Role,
+    /// Hex SHA-256 of the secret: bearer tokens are looked up by it.
+    pub secret_sha256: String,
+    /// The secret sealed with the server key (SigV4 needs the secret itself);
+    /// opaque to the store.
+    pub secret_sealed: Vec<u8>,
+    pub created_at: Timestamp,
+    pub disabled: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Activation {
+    pub activation_id: String,
+    pub code_sha256: String,
+    pub description: String,
+    pub default_instance_name: Option<String>,
+    pub iam_role: String,
+    pub registration_limit: i64,
+    pub registrations_count: i64,
+    pub expiration_date: Timestamp,
+    pub created_date: Timestamp,
+    /// A JSON object of tag key → value, given to every node it registers.
+    pub tags: Value,
+}
+
+/// What a node sends to register.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewNode {
+    /// `mi-` + 17 hex; see [`crate::store::new_node_id`].
+    pub node_id: String,
+    pub name: String,
+    pub computer_name: String,
+    pub ip_address: String,
+    pub agent_version: String,
+    pub protocol: String,
+    pub capabilities: Vec<String>,
+    pub platform_type: String,
+    pub platform_name: String,
+    pub platform_version: String,
+    pub operating_system: String,
+    pub product: String,
+    pub cert_fingerprint: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub node_id: String,
+    pub activation_id: String,
+    pub name: String,
+    pub computer_name: String,
+    pub ip_address: String,
+    pub agent_version: String,
+    pub protocol: String,
+    pub capabilities: Vec<String>,
+    pub platform_type: String,
+    pub platform_name: String,
+    pub platform_version: String,
+    pub operating_system: String,
+    pub product: String,
+    pub registration_date: Timestamp,
+    pub last_ping: Timestamp,
+    pub cert_fingerprint: String,
+    pub deregistered_at: Option<Timestamp>,
+    /// From the `Patch Group` tag, else `PatchGroup`.
+    pub patch_group: Option<String>,
+    pub inventory_hash: Option<String>,
+    pub node_state: Option<Value>,
+    pub scanned_at: Option<Timestamp>,
+    /// Sorted by key.
+    pub tags: Vec<(String, String)>,
+}
+
+/// The agent-side fields a heartbeat refreshes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Heartbeat {
+    pub agent_version: String,
+    pub ip_address: String,
+    pub computer_name: String,
+    pub capabilities: Vec<String>,
+    pub platform_name: String,
+    pub platform_version: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PingStatus {
+    /// `last_ping` at or after the cutoff.
+    Online,
+    ConnectionLost,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeFilter {
+    /// Empty: any node.
+    pub node_ids: Vec<String>,
+    /// Every pair must match (AND).
+    pub tags: Vec<(String, String)>,
+    pub patch_group: Option<String>,
+    pub operating_system: Option<String>,
+    /// With the cutoff instant: a node is online when its last ping is at or
+    /// after it.
+    pub ping_status: Option<(PingStatus, Timestamp)>,
+}
+
+/// Nodes sharing one inventory, OS, product and patch group: evaluated once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InventoryGroup {
+    pub inventory_hash: String,
+    pub operating_system: String,
+    pub product: String,
+    pub patch_group: Option<String>,
+    pub node_ids: Vec<String>,
+}
+
+/// One available (name, arch, version).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PackageVersion {
+    #[serde(rename = "n")]
+    pub name: String,
+    #[serde(rename = "a")]
+    pub arch: String,
+    #[serde(rename = "v")]
+    pub version: String,
+}
+
+/// A distinct inventory to store.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewInventory {
+    pub content_hash: String,
+    pub operating_system: String,
+    pub product: String,
+    /// The canonical facts JSON, uncompressed (the store compresses).
+    pub facts_json: Vec<u8>,
+    /// Its available versions, for first-seen bookkeeping.
+    pub available: Vec<PackageVersion>,
+}
+
+impl NewInventory {
+    pub fn from_facts(facts: &patchfleet_core::facts::NodeFacts) -> NewInventory {
+        let operating_system = serde_json::to_value(facts.os.operating_system)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        NewInventory {
+            content_hash: facts.content_hash(),
+            operating_system,
+            product: facts.os.product.clone(),
+            facts_json: facts.canonical_inventory(),
+            available: facts
+                .available
+                .iter()
+                .map(|a| PackageVersion {
+                    name: a.name.clone(),
+                    arch: a.arch.clone(),
+                    version: a.version.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inventory {
+    pub content_hash: String,
+    pub operating_system: String,
+    pub product: String,
+    /// Decompressed canonical facts JSON.
+    pub facts_json: Vec<u8>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct BaselineRecord {
+    pub baseline_id: String,
+    pub name: String,
+    pub operating_system: String,
+    pub current_version: i64,
+    pub deleted: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct BaselineVersion {
+    pub baseline_id: String,
+    pub version: i64,
+    /// The SSM-shaped baseline document; opaque to the store.
+    pub document: Value,
+    pub created_at: Timestamp,
+    pub actor: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PatchGroupRecord {
+    pub patch_group: String,
+    pub operating_system: String,
+    pub baseline_id: String,
+}
+
+/// The cache key of one evaluation: the same inventory, baseline version,
+/// day and node state give the same verdicts.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EvaluationKey {
+    pub inventory_hash: String,
+    pub baseline_id: String,
+    pub baseline_version: i64,
+    pub eval_day: i64,
+    pub state_key: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    pub key: EvaluationKey,
+    pub summary: Value,
+    /// The per-patch records as JSON, decompressed.
+    pub patches_json: Vec<u8>,
+    pub created_at: Timestamp,
+}
+
+/// The counts of SSM's InstancePatchState.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatchCounts {
+    pub installed: i64,
+    pub installed_other: i64,
+    pub installed_pending_reboot: i64,
+    pub installed_rejected: i64,
+    pub missing: i64,
+    pub failed: i64,
+    pub not_applicable: i64,
+    pub unreported_not_applicable: i64,
+    pub critical_non_compliant: i64,
+    pub security_non_compliant: i64,
+    pub other_non_compliant: i64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeCompliance {
+    pub node_id: String,
+    /// The same as `key.baseline_id` / `key.baseline_version` (stored once;
+    /// reads fill both).
+    pub baseline_id: String,
+    pub baseline_version: i64,
+    pub patch_group: Option<String>,
+    pub operating_system: String,
+    pub key: EvaluationKey,
+    pub evaluated_at: Timestamp,
+    /// `COMPLIANT` or `NON_COMPLIANT`.
+    pub compliance_status: String,
+    /// `CRITICAL`, `HIGH`, …, `UNSPECIFIED`.
+    pub overall_severity: String,
+    pub counts: PatchCounts,
+    /// `Scan` or `Install`.
+    pub operation: String,
+    pub operation_start: Option<Timestamp>,
+    pub operation_end: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimelineEntry {
+    pub node_id: String,
+    pub at: Timestamp,
+    pub summary: Value,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SummaryGroupBy {
+    PatchGroup,
+    OperatingSystem,
+}
+
+/// One line of the fleet summary. `compliance_status` is `None` for the
+/// registered nodes not evaluated yet (their severity is `None` too).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SummaryRow {
+    /// The patch group or OS, when grouped (`None`: no patch group).
+    pub group: Option<String>,
+    pub compliance_status: Option<String>,
+    pub overall_severity: Option<String>,
+    pub nodes: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ComplianceFilter {
+    pub compliance_status: Option<String>,
+    pub overall_severity: Option<String>,
+    pub patch_group: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkItemRecord {
+    pub id: String,
+    pub node_id: String,
+    pub kind: String,
+    pub parameters: Value,
+    pub created_at: Timestamp,
+    pub delivered_at: Option<Timestamp>,
+    pub completed_at: Option<Timestamp>,
+    pub result: Option<Value>,
+}
