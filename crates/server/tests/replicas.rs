@@ -1,0 +1,205 @@
+//! Two server replicas on one PostgreSQL database (DESIGN decision 4): the
+//! same CA and keys, nothing in memory the other needs. A node registers on
+//! replica A, its agent polls replica B for work, an operator asks for a
+//! scan on A: B delivers the work item (within its one-second re-read), and
+//! exactly once. Both replicas see the same nodes, keys and audit log.
+
+use patchfleet_protocol::{
+    AgentInfo, PROTOCOL_VERSION, Platform, RegisterRequest, RegisterResponse, WorkResponse,
+};
+use patchfleet_server::config::Config;
+use patchfleet_server::server::start;
+use sqlx::Connection;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const PG_ENV: &str = "PATCHFLEET_TEST_POSTGRES_URL";
+
+async fn database() -> (String, String, String) {
+    let admin_url = std::env::var(PG_ENV).unwrap_or_else(|_| {
+        panic!("{PG_ENV} is not set: run ./scripts/test, or `eval \"$(scripts/pg start)\"` first")
+    });
+    let name = format!("pf_replicas_{}", std::process::id());
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name}"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let base = admin_url.split('?').next().unwrap();
+    let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+    (admin_url, name, url)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_one_database() {
+    let (admin_url, name, url) = database().await;
+    let tmp = std::env::temp_dir().join(format!("patchfleet-replicas-{}", std::process::id()));
+    let config = |dir: &Path| Config {
+        data_dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database: Some(url.clone()),
+        heartbeat_seconds: 5,
+        ..Config::default()
+    };
+    let a = start(config(&tmp.join("a"))).await.unwrap();
+    // Replica B: the same CA and server key (the operator copies the data
+    // directory), the same database.
+    copy_dir(&tmp.join("a"), &tmp.join("b"));
+    let b = start(config(&tmp.join("b"))).await.unwrap();
+    assert!(b.bootstrap_key.is_none(), "B must see A's bootstrap key");
+    assert_eq!(a.ca_fingerprint, b.ca_fingerprint);
+    let admin = a.bootstrap_key.clone().unwrap();
+    let bearer = format!("{}:{}", admin.access_key_id, admin.secret_access_key);
+    let ca = reqwest::Certificate::from_pem(a.ca_pem.as_bytes()).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([ca.clone()])
+        .build()
+        .unwrap();
+
+    // An activation made on B registers a node on A.
+    let act: serde_json::Value = http
+        .post(format!("{}/api/v1/activations", b.url()))
+        .bearer_auth(&bearer)
+        .json(&serde_json::json!({"registration_limit": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let csr = rcgen::CertificateParams::default()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    let reg: RegisterResponse = http
+        .post(format!("{}/agent/v1/register", a.url()))
+        .json(&RegisterRequest {
+            activation_id: act["activation_id"].as_str().unwrap().into(),
+            activation_code: act["activation_code"].as_str().unwrap().into(),
+            csr_pem: csr,
+            agent: AgentInfo {
+                protocol: PROTOCOL_VERSION,
+                agent_version: "test".into(),
+                capabilities: vec!["scan".into()],
+                hostname: "node-1".into(),
+                ip_address: None,
+                platform: Platform {
+                    operating_system: "DEBIAN".into(),
+                    product: "Debian12".into(),
+                    name: "Debian GNU/Linux".into(),
+                    version: "12".into(),
+                },
+            },
+        })
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let identity = reqwest::Identity::from_pem(
+        format!("{}{}", reg.certificate_pem, key.serialize_pem()).as_bytes(),
+    )
+    .unwrap();
+    let agent = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .identity(identity)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+
+    // The agent long-polls B; the operator asks A for a scan.
+    let poll_url = format!("{}/agent/v1/work?wait=20", b.url());
+    let poll = tokio::spawn({
+        let agent = agent.clone();
+        async move {
+            let started = Instant::now();
+            let w: WorkResponse = agent
+                .get(poll_url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (w, started.elapsed())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let queued: serde_json::Value = http
+        .post(format!("{}/api/v1/compliance/scan", a.url()))
+        .bearer_auth(&bearer)
+        .json(&serde_json::json!({"node_ids": [reg.node_id]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let work_id = queued["items"][0]["work_id"].as_str().unwrap().to_string();
+    let (work, took) = poll.await.unwrap();
+    assert_eq!(work.items.len(), 1, "{work:?}");
+    assert_eq!(work.items[0].id, work_id);
+    assert_eq!(work.items[0].kind, "scan");
+    assert!(took < Duration::from_secs(5), "delivered after {took:?}");
+    // Delivered once: a poll on A finds nothing more.
+    let again: WorkResponse = agent
+        .get(format!("{}/agent/v1/work?wait=0", a.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(again.items.is_empty(), "{again:?}");
+
+    // Deregistered on B: refused on A at once.
+    let s = http
+        .post(format!(
+            "{}/api/v1/nodes/{}/deregister",
+            b.url(),
+            reg.node_id
+        ))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(s, reqwest::StatusCode::NO_CONTENT);
+    let s = agent
+        .get(format!("{}/agent/v1/work?wait=0", a.url()))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(s, reqwest::StatusCode::FORBIDDEN);
+
+    a.shutdown().await;
+    b.shutdown().await;
+    let mut admin_conn = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin_conn)
+    .await
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&tmp);
+}
