@@ -76,45 +76,56 @@ async fn two_replicas_share_one_database() {
     let act: serde_json::Value = http
         .post(format!("{}/api/v1/activations", b.url()))
         .bearer_auth(&bearer)
-        .json(&serde_json::json!({"registration_limit": 1}))
+        .json(&serde_json::json!({"registration_limit": 2}))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let csr = rcgen::CertificateParams::default()
-        .serialize_request(&key)
-        .unwrap()
-        .pem()
-        .unwrap();
-    let reg: RegisterResponse = http
-        .post(format!("{}/agent/v1/register", a.url()))
-        .json(&RegisterRequest {
-            activation_id: act["activation_id"].as_str().unwrap().into(),
-            activation_code: act["activation_code"].as_str().unwrap().into(),
-            csr_pem: csr,
-            agent: AgentInfo {
-                protocol: PROTOCOL_VERSION,
-                agent_version: "test".into(),
-                capabilities: vec!["scan".into()],
-                hostname: "node-1".into(),
-                ip_address: None,
-                platform: Platform {
-                    operating_system: "DEBIAN".into(),
-                    product: "Debian12".into(),
-                    name: "Debian GNU/Linux".into(),
-                    version: "12".into(),
-                },
-            },
-        })
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let register = |caps: Vec<String>, host: &'static str| {
+        let http = http.clone();
+        let url = a.url();
+        let act = act.clone();
+        async move {
+            let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+            let csr = rcgen::CertificateParams::default()
+                .serialize_request(&key)
+                .unwrap()
+                .pem()
+                .unwrap();
+            let reg: RegisterResponse = http
+                .post(format!("{url}/agent/v1/register"))
+                .json(&RegisterRequest {
+                    activation_id: act["activation_id"].as_str().unwrap().into(),
+                    activation_code: act["activation_code"].as_str().unwrap().into(),
+                    csr_pem: csr,
+                    agent: AgentInfo {
+                        protocol: PROTOCOL_VERSION,
+                        agent_version: "test".into(),
+                        capabilities: caps,
+                        hostname: host.into(),
+                        ip_address: None,
+                        platform: Platform {
+                            operating_system: "DEBIAN".into(),
+                            product: "Debian12".into(),
+                            name: "Debian GNU/Linux".into(),
+                            version: "12".into(),
+                        },
+                    },
+                })
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (key, reg)
+        }
+    };
+    let (key, reg) = register(vec!["scan".into()], "node-1").await;
+    // An agent that announced no capability is never sent a scan.
+    let (_, mute) = register(Vec::new(), "node-2").await;
     let identity = reqwest::Identity::from_pem(
         format!("{}{}", reg.certificate_pem, key.serialize_pem()).as_bytes(),
     )
@@ -147,7 +158,7 @@ async fn two_replicas_share_one_database() {
     let queued: serde_json::Value = http
         .post(format!("{}/api/v1/compliance/scan", a.url()))
         .bearer_auth(&bearer)
-        .json(&serde_json::json!({"node_ids": [reg.node_id]}))
+        .json(&serde_json::json!({"node_ids": [reg.node_id, mute.node_id]}))
         .send()
         .await
         .unwrap()
@@ -155,6 +166,14 @@ async fn two_replicas_share_one_database() {
         .await
         .unwrap();
     let work_id = queued["items"][0]["work_id"].as_str().unwrap().to_string();
+    assert!(queued["items"][1]["work_id"].is_null(), "{queued}");
+    assert!(
+        queued["items"][1]["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("'scan'"),
+        "{queued}"
+    );
     let (work, took) = poll.await.unwrap();
     assert_eq!(work.items.len(), 1, "{work:?}");
     assert_eq!(work.items[0].id, work_id);

@@ -12,6 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use jiff::Timestamp;
+use patchfleet_protocol::CAPABILITY_SCAN;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -261,10 +262,17 @@ async fn scan(
     };
     let mut queued = Vec::new();
     for node in targets {
+        // Never send an agent work it did not announce it can do.
+        let record = svc.store.get_node(&node).await?;
+        if !record.capabilities.iter().any(|c| c == CAPABILITY_SCAN) {
+            queued.push(json!({"node_id": node,
+                "skipped": format!("the agent did not announce the '{CAPABILITY_SCAN}' capability")}));
+            continue;
+        }
         let audit = Audit::new(caller.actor.clone(), "RequestScan").object(&node);
         let id = svc
             .store
-            .enqueue_work(&node, "scan", &json!({}), Timestamp::now(), &audit)
+            .enqueue_work(&node, CAPABILITY_SCAN, &json!({}), Timestamp::now(), &audit)
             .await?;
         svc.wake.wake(&node);
         queued.push(json!({"node_id": node, "work_id": id}));
