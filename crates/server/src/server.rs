@@ -95,6 +95,7 @@ pub async fn start(config: Config) -> Result<Running> {
         pki,
         config,
         wake: Default::default(),
+        inventories: Default::default(),
     }));
     let bootstrap_key = keys::bootstrap(&services)
         .await

@@ -18,6 +18,57 @@ use patchfleet_protocol::NodeState;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Parsed inventories by content hash, least recently used evicted first.
+/// A stored inventory never changes (its hash is its content; first-seen
+/// dates are set when it is stored), so entries never go stale.
+/// The last use of each entry (a counter) and the entries.
+type Lru = (u64, HashMap<String, (Arc<NodeFacts>, u64)>);
+
+pub struct InventoryCache {
+    entries: Mutex<Lru>,
+    capacity: usize,
+}
+
+impl Default for InventoryCache {
+    fn default() -> Self {
+        InventoryCache {
+            entries: Mutex::new((0, HashMap::new())),
+            capacity: 1024,
+        }
+    }
+}
+
+impl InventoryCache {
+    pub fn get(&self, hash: &str) -> Option<Arc<NodeFacts>> {
+        let mut g = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let (tick, map) = &mut *g;
+        *tick += 1;
+        let now = *tick;
+        map.get_mut(hash).map(|(f, used)| {
+            *used = now;
+            f.clone()
+        })
+    }
+
+    pub fn insert(&self, hash: &str, facts: Arc<NodeFacts>) {
+        let mut g = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let (tick, map) = &mut *g;
+        *tick += 1;
+        let now = *tick;
+        if map.len() >= self.capacity
+            && !map.contains_key(hash)
+            && let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+        {
+            map.remove(&oldest);
+        }
+        map.insert(hash.to_string(), (facts, now));
+    }
+}
 
 /// What one re-computation did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -76,17 +127,19 @@ pub async fn recompute(
     now: Timestamp,
 ) -> ApiResult<Recomputed> {
     let day = day_of(now);
-    let nodes = nodes_with_facts(svc, node_ids).await?;
+    let nodes = svc
+        .store
+        .nodes_to_evaluate(node_ids.unwrap_or_default())
+        .await?;
     let mut resolver = Resolver::load(svc).await?;
-    let mut inventories: HashMap<String, NodeFacts> = HashMap::new();
+    let mut inventories: HashMap<String, Arc<NodeFacts>> = HashMap::new();
     let mut baselines_loaded: HashMap<String, (patchfleet_core::baseline::Baseline, i64)> =
         HashMap::new();
     let mut computed: HashMap<EvalKey, Summary> = HashMap::new();
     let mut out = Recomputed::default();
+    let mut records: Vec<NodeCompliance> = Vec::new();
     for node in nodes {
-        let Some(hash) = node.inventory_hash.clone() else {
-            continue;
-        };
+        let hash = node.inventory_hash.clone();
         let Ok(os) = node.operating_system.parse::<OperatingSystem>() else {
             continue;
         };
@@ -102,7 +155,7 @@ pub async fn recompute(
         }
         let (baseline, version) = &baselines_loaded[&baseline_id];
         if !inventories.contains_key(&hash) {
-            inventories.insert(hash.clone(), load_inventory(svc, &hash).await?);
+            inventories.insert(hash.clone(), cached_inventory(svc, &hash).await?);
         }
         let inventory = &inventories[&hash];
         let state: NodeState = node
@@ -188,15 +241,37 @@ pub async fn recompute(
             operation_start: node.scanned_at,
             operation_end: node.scanned_at,
         };
-        match svc.store.put_node_compliance(&record).await {
-            Ok(changed) => out.changed += usize::from(changed),
-            // Deregistered meanwhile: nothing to record.
-            Err(crate::store::StoreError::NotFound(_)) => continue,
-            Err(e) => return Err(e.into()),
+        records.push(record);
+        if records.len() >= 1000 {
+            write_records(svc, &mut records, &mut out).await?;
         }
+    }
+    write_records(svc, &mut records, &mut out).await?;
+    Ok(out)
+}
+
+/// The nodes' summaries, in bulk; a node deregistered meanwhile has
+/// nothing to record.
+async fn write_records(
+    svc: &Services,
+    records: &mut Vec<NodeCompliance>,
+    out: &mut Recomputed,
+) -> ApiResult<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    for changed in svc
+        .store
+        .put_node_compliances(records)
+        .await?
+        .into_iter()
+        .flatten()
+    {
+        out.changed += usize::from(changed);
         out.nodes += 1;
     }
-    Ok(out)
+    records.clear();
+    Ok(())
 }
 
 pub(crate) async fn nodes_with_facts(
@@ -225,6 +300,16 @@ pub(crate) async fn nodes_with_facts(
         }
     }
     Ok(out)
+}
+
+/// [`load_inventory`] through the replica's cache.
+pub(crate) async fn cached_inventory(svc: &Services, hash: &str) -> ApiResult<Arc<NodeFacts>> {
+    if let Some(f) = svc.inventories.get(hash) {
+        return Ok(f);
+    }
+    let f = Arc::new(load_inventory(svc, hash).await?);
+    svc.inventories.insert(hash, f.clone());
+    Ok(f)
 }
 
 /// A stored inventory as facts; on APT, with the fleet's first-seen dates

@@ -27,6 +27,9 @@ pub struct Inner {
     pub pki: Pki,
     pub config: Config,
     pub wake: wake::Wake,
+    /// Parsed inventories by content hash (an inventory never changes):
+    /// only a cache of this replica, nothing another one needs.
+    pub inventories: fleet::InventoryCache,
 }
 
 impl std::ops::Deref for Services {

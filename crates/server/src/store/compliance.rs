@@ -171,6 +171,265 @@ impl Store {
         Ok(changed)
     }
 
+    /// [`Self::put_node_compliance`] for many nodes: per chunk, one
+    /// transaction of a few set-based statements (the records as one JSON
+    /// text). Same semantics per node: upserted, the node's copy updated, a
+    /// timeline entry only when the summary changed. Returns, per record in
+    /// order, whether it changed, or `None` for a node not registered (any
+    /// more), which is skipped.
+    pub async fn put_node_compliances(&self, cs: &[NodeCompliance]) -> Result<Vec<Option<bool>>> {
+        let mut out = Vec::with_capacity(cs.len());
+        for chunk in cs.chunks(500) {
+            out.extend(self.put_node_compliance_chunk(chunk).await?);
+        }
+        Ok(out)
+    }
+
+    async fn put_node_compliance_chunk(&self, cs: &[NodeCompliance]) -> Result<Vec<Option<bool>>> {
+        let mut ids: Vec<&str> = cs.iter().map(|c| c.node_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let ids_json = to_json(&ids)?;
+        let pg = self.backend == Backend::Postgres;
+        let id_set = if pg {
+            "(SELECT value FROM json_array_elements_text($1::json))"
+        } else {
+            "(SELECT value FROM json_each($1))"
+        };
+        let mut tx = self.write.begin().await?;
+        // Locked in node-id order (no deadlock with another writer).
+        let active: Vec<(String,)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT node_id FROM nodes WHERE node_id IN {id_set} AND deregistered_at IS NULL \
+             ORDER BY node_id{}",
+            self.for_update()
+        )))
+        .bind(&ids_json)
+        .fetch_all(&mut *tx)
+        .await?;
+        let active: std::collections::HashSet<String> = active.into_iter().map(|(n,)| n).collect();
+        let cols = COUNT_COLS.join(", ");
+        let old_rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT node_id, compliance_status, overall_severity, {cols} FROM node_compliance \
+             WHERE node_id IN {id_set}"
+        )))
+        .bind(&ids_json)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut old: std::collections::HashMap<String, (String, String, Vec<i64>)> =
+            std::collections::HashMap::new();
+        for r in &old_rows {
+            let counts: Vec<i64> = COUNT_COLS
+                .iter()
+                .map(|c| get(r, c))
+                .collect::<Result<_>>()?;
+            old.insert(
+                get(r, "node_id")?,
+                (
+                    get(r, "compliance_status")?,
+                    get(r, "overall_severity")?,
+                    counts,
+                ),
+            );
+        }
+        let mut result = Vec::with_capacity(cs.len());
+        let mut rows = Vec::new();
+        let mut timeline = Vec::new();
+        // A node twice in one call: the last record wins, each compared
+        // with the one before it (as separate calls would).
+        for c in cs {
+            if !active.contains(&c.node_id) {
+                result.push(None);
+                continue;
+            }
+            let counts = counts_array(&c.counts).to_vec();
+            let changed = old.get(&c.node_id).is_none_or(|(s, v, n)| {
+                *s != c.compliance_status || *v != c.overall_severity || *n != counts
+            });
+            old.insert(
+                c.node_id.clone(),
+                (
+                    c.compliance_status.clone(),
+                    c.overall_severity.clone(),
+                    counts.clone(),
+                ),
+            );
+            let mut row = serde_json::json!({
+                "node_id": c.node_id,
+                "baseline_id": c.baseline_id,
+                "baseline_version": c.baseline_version,
+                "patch_group": c.patch_group,
+                "operating_system": c.operating_system,
+                "inventory_hash": c.key.inventory_hash,
+                "eval_day": c.key.eval_day,
+                "state_key": c.key.state_key,
+                "evaluated_at": ms(c.evaluated_at),
+                "compliance_status": c.compliance_status,
+                "overall_severity": c.overall_severity,
+                "operation": c.operation,
+                "operation_start": c.operation_start.map(ms),
+                "operation_end": c.operation_end.map(ms),
+            });
+            for (k, n) in COUNT_COLS.iter().zip(&counts) {
+                row[*k] = serde_json::json!(n);
+            }
+            rows.push(row);
+            if changed {
+                let summary = serde_json::json!({
+                    "compliance_status": c.compliance_status,
+                    "overall_severity": c.overall_severity,
+                    "baseline_id": c.baseline_id,
+                    "baseline_version": c.baseline_version,
+                    "operation": c.operation,
+                    "counts": c.counts,
+                });
+                timeline.push(serde_json::json!({
+                    "node_id": c.node_id,
+                    "at": ms(c.evaluated_at),
+                    "seq": new_time_id(c.evaluated_at),
+                    "summary": to_json(&summary)?,
+                }));
+            }
+            result.push(Some(changed));
+        }
+        // The last record of a node, once (ON CONFLICT cannot touch a row twice).
+        let mut seen = std::collections::HashSet::new();
+        let mut last: Vec<&serde_json::Value> = rows
+            .iter()
+            .rev()
+            .filter(|r| seen.insert(r["node_id"].as_str().unwrap_or_default().to_string()))
+            .collect();
+        last.reverse();
+        if !last.is_empty() {
+            let rows_json = to_json(&last)?;
+            let text_cols = [
+                "node_id",
+                "baseline_id",
+                "patch_group",
+                "operating_system",
+                "inventory_hash",
+                "state_key",
+                "compliance_status",
+                "overall_severity",
+                "operation",
+            ];
+            let int_cols = [
+                "baseline_version",
+                "eval_day",
+                "evaluated_at",
+                "operation_start",
+                "operation_end",
+            ];
+            let all: Vec<&str> = text_cols
+                .iter()
+                .chain(int_cols.iter())
+                .chain(COUNT_COLS.iter())
+                .copied()
+                .collect();
+            let (source, select) = if pg {
+                let types: Vec<String> = text_cols
+                    .iter()
+                    .map(|c| format!("{c} text"))
+                    .chain(
+                        int_cols
+                            .iter()
+                            .chain(COUNT_COLS.iter())
+                            .map(|c| format!("{c} bigint")),
+                    )
+                    .collect();
+                (
+                    format!("json_to_recordset($1::json) AS x({})", types.join(", ")),
+                    all.iter()
+                        .map(|c| format!("x.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
+            } else {
+                (
+                    "json_each($1)".to_string(),
+                    all.iter()
+                        .map(|c| format!("json_extract(value, '$.{c}')"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
+            };
+            let updates: String = all
+                .iter()
+                .skip(1)
+                .map(|c| format!("{c} = excluded.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO node_compliance ({}) SELECT {select} FROM {source} WHERE true \
+                 ON CONFLICT (node_id) DO UPDATE SET {updates}",
+                all.join(", ")
+            )))
+            .bind(&rows_json)
+            .execute(&mut *tx)
+            .await?;
+            let update_nodes = if pg {
+                "UPDATE nodes SET compliance_status = x.compliance_status, \
+                 overall_severity = x.overall_severity \
+                 FROM json_to_recordset($1::json) AS x(node_id text, compliance_status text, \
+                 overall_severity text) WHERE nodes.node_id = x.node_id"
+            } else {
+                "UPDATE nodes SET compliance_status = x.s, overall_severity = x.v \
+                 FROM (SELECT json_extract(value, '$.node_id') AS id, \
+                 json_extract(value, '$.compliance_status') AS s, \
+                 json_extract(value, '$.overall_severity') AS v FROM json_each($1)) AS x \
+                 WHERE nodes.node_id = x.id"
+            };
+            sqlx::query(update_nodes)
+                .bind(&rows_json)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if !timeline.is_empty() {
+            let sql = if pg {
+                "INSERT INTO compliance_timeline (node_id, at, seq, summary) \
+                 SELECT x.node_id, x.at, x.seq, x.summary \
+                 FROM json_to_recordset($1::json) AS x(node_id text, at bigint, seq text, summary text)"
+            } else {
+                "INSERT INTO compliance_timeline (node_id, at, seq, summary) \
+                 SELECT json_extract(value, '$.node_id'), json_extract(value, '$.at'), \
+                 json_extract(value, '$.seq'), json_extract(value, '$.summary') FROM json_each($1)"
+            };
+            sqlx::query(sql)
+                .bind(to_json(&timeline)?)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    /// A report that changed nothing the verdict depends on (same
+    /// inventory, same state, same day): the node's compliance row takes the
+    /// new scan time and evaluation time, nothing else. `false` when the row
+    /// is not for that inventory and day (then a full re-computation is
+    /// due). No timeline entry: the summary did not change.
+    pub async fn touch_node_compliance(
+        &self,
+        node_id: &str,
+        inventory_hash: &str,
+        eval_day: i64,
+        evaluated_at: Timestamp,
+        scanned_at: Timestamp,
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE node_compliance SET evaluated_at = $4, operation_start = $5, \
+             operation_end = $5 WHERE node_id = $1 AND inventory_hash = $2 AND eval_day = $3",
+        )
+        .bind(node_id)
+        .bind(inventory_hash)
+        .bind(eval_day)
+        .bind(ms(evaluated_at))
+        .bind(ms(scanned_at))
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
     pub async fn get_node_compliance(&self, node_id: &str) -> Result<NodeCompliance> {
         let r = sqlx::query("SELECT * FROM node_compliance WHERE node_id = $1")
             .bind(node_id)

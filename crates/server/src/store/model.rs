@@ -152,6 +152,17 @@ pub struct NewNode {
     pub cert_fingerprint: String,
 }
 
+/// What a compliance re-computation reads of a node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeToEvaluate {
+    pub node_id: String,
+    pub operating_system: String,
+    pub patch_group: Option<String>,
+    pub inventory_hash: String,
+    pub node_state: Option<serde_json::Value>,
+    pub scanned_at: Option<Timestamp>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
     pub node_id: String,

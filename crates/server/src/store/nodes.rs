@@ -373,17 +373,36 @@ impl Store {
         scanned_at: Timestamp,
         audit: &Audit,
     ) -> Result<Option<String>> {
+        Ok(self
+            .report_node_inventory(node_id, inventory_hash, node_state, scanned_at, audit)
+            .await?
+            .0)
+    }
+
+    /// [`Self::set_node_inventory`], returning the previous inventory hash
+    /// and the previous node state.
+    pub async fn report_node_inventory(
+        &self,
+        node_id: &str,
+        inventory_hash: &str,
+        node_state: &serde_json::Value,
+        scanned_at: Timestamp,
+        audit: &Audit,
+    ) -> Result<(Option<String>, Option<serde_json::Value>)> {
         let mut tx = self.write.begin().await?;
-        let previous: Option<(Option<String>,)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT inventory_hash FROM nodes WHERE node_id = $1 AND deregistered_at IS NULL{}",
+        let previous: Option<(Option<String>, Option<String>)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT inventory_hash, node_state FROM nodes WHERE node_id = $1 AND deregistered_at IS NULL{}",
             self.for_update()
         )))
         .bind(node_id)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((previous,)) = previous else {
+        let Some((previous, previous_state)) = previous else {
             return Err(StoreError::NotFound(format!("node {node_id}")));
         };
+        let previous_state = previous_state
+            .map(|s| parse_json(&s, "node_state"))
+            .transpose()?;
         let known: Option<(i64,)> =
             sqlx::query_as("SELECT 1 FROM inventories WHERE content_hash = $1")
                 .bind(inventory_hash)
@@ -403,7 +422,43 @@ impl Store {
         .await?;
         audit::write(&mut tx, audit, &[node_id, inventory_hash]).await?;
         tx.commit().await?;
-        Ok(previous)
+        Ok((previous, previous_state))
+    }
+
+    /// The registered nodes with facts among `node_ids` (all when empty),
+    /// by id, with only what a re-computation reads: one statement.
+    pub async fn nodes_to_evaluate(&self, node_ids: &[String]) -> Result<Vec<NodeToEvaluate>> {
+        let mut sql = String::from(
+            "SELECT node_id, operating_system, patch_group, inventory_hash, node_state, scanned_at \
+             FROM nodes WHERE deregistered_at IS NULL AND inventory_hash IS NOT NULL",
+        );
+        if !node_ids.is_empty() {
+            sql.push_str(match self.backend {
+                Backend::Sqlite => " AND node_id IN (SELECT value FROM json_each($1))",
+                Backend::Postgres => {
+                    " AND node_id IN (SELECT value FROM json_array_elements_text($1::json))"
+                }
+            });
+        }
+        sql.push_str(" ORDER BY node_id");
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        if !node_ids.is_empty() {
+            q = q.bind(to_json(&node_ids)?);
+        }
+        let rows = q.fetch_all(&self.read).await?;
+        rows.iter()
+            .map(|r| {
+                let state: Option<String> = get(r, "node_state")?;
+                Ok(NodeToEvaluate {
+                    node_id: get(r, "node_id")?,
+                    operating_system: get(r, "operating_system")?,
+                    patch_group: get(r, "patch_group")?,
+                    inventory_hash: get(r, "inventory_hash")?,
+                    node_state: state.map(|s| parse_json(&s, "node_state")).transpose()?,
+                    scanned_at: get_opt_ts(r, "scanned_at")?,
+                })
+            })
+            .collect()
     }
 
     /// The distinct (inventory, OS, product, patch group) of registered
