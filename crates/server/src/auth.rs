@@ -101,7 +101,10 @@ impl ServerKey {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut b = vec![0u8; 32];
                 aws_lc_rs::rand::fill(&mut b).map_err(|_| err("no randomness".into()))?;
-                crate::files::write_private(&path, &b).map_err(|e| err(e.to_string()))?;
+                crate::tls::write_atomic(&path, &b, 0o600).map_err(|e| match e {
+                    crate::tls::TlsError::File { message, .. } => err(message),
+                    other => err(other.to_string()),
+                })?;
                 b
             }
             Err(e) => return Err(err(e.to_string())),

@@ -8,7 +8,6 @@ pub mod auth;
 pub mod compliance;
 pub mod config;
 pub mod diff;
-pub mod files;
 pub mod ids;
 pub mod serve;
 pub mod server;

@@ -472,6 +472,13 @@ fn ip_from_bytes(b: &[u8]) -> Option<std::net::IpAddr> {
     }
 }
 
+/// [`fingerprint`] of the first certificate of `pem` (a signed agent
+/// certificate, for the node's record).
+pub fn pem_fingerprint(pem: &str) -> Result<String, TlsError> {
+    let certs = parse_certs(Path::new("the certificate"), pem)?;
+    Ok(fingerprint(&certs[0]))
+}
+
 fn read_text(path: &Path) -> Result<String, TlsError> {
     std::fs::read_to_string(path).map_err(|e| file_error(path, e))
 }

@@ -44,7 +44,7 @@ pub async fn register(svc: &Services, req: RegisterRequest) -> ApiResult<Registe
         .pki
         .sign_agent_csr(&req.csr_pem, &node_id, now)
         .map_err(|e| ApiError::invalid("csr_pem", e.to_string()))?;
-    let fingerprint = cert_fingerprint(&certificate_pem).map_err(ApiError::internal)?;
+    let fingerprint = crate::tls::pem_fingerprint(&certificate_pem).map_err(ApiError::internal)?;
     let a = &req.agent;
     let new = NewNode {
         node_id: node_id.clone(),
@@ -98,14 +98,6 @@ pub async fn register(svc: &Services, req: RegisterRequest) -> ApiResult<Registe
         ca_pem: svc.pki.ca_pem().to_string(),
         heartbeat_seconds: svc.config.heartbeat_seconds,
     })
-}
-
-fn cert_fingerprint(pem: &str) -> Result<String, String> {
-    let der = rustls_pemfile::certs(&mut pem.as_bytes())
-        .next()
-        .ok_or("no certificate in the PEM")?
-        .map_err(|e| e.to_string())?;
-    Ok(crate::tls::fingerprint(&der))
 }
 
 /// The node a client certificate names, if it is still registered (a
