@@ -448,9 +448,11 @@ async fn recompute(
         svc.store
             .put_inventory(&NewInventory::from_facts(&f), Timestamp::now(), &audit)
             .await?;
+        let state = patchfleet_protocol::NodeState::of(&f);
         hashes.push((
             f.content_hash(),
-            serde_json::to_value(patchfleet_protocol::NodeState::of(&f))?,
+            serde_json::to_value(&state)?,
+            patchfleet_server::compliance::state_key(&f, &state),
         ));
     }
     println!(
@@ -505,12 +507,13 @@ async fn recompute(
                     )
                     .await
                     .map_err(|e| anyhow!("{e}"))?;
-                let (hash, state) = &hashes[i % hashes.len()];
+                let (hash, state, state_key) = &hashes[i % hashes.len()];
                 svc.store
                     .set_node_inventory(
                         &node_id,
                         hash,
                         state,
+                        state_key,
                         now,
                         &Audit::new("system", "ReportInventory"),
                     )

@@ -7,7 +7,11 @@
 mod baseline_arg;
 mod channel;
 mod collect;
+#[allow(dead_code)]
+mod hooks;
 mod install_cmd;
+#[allow(dead_code)]
+mod journal;
 mod patch_states;
 mod register_cmd;
 mod run_cmd;

@@ -7,6 +7,7 @@
 //! verdict on every machine, every time.
 
 pub mod baseline;
+pub mod command;
 pub mod compliance;
 pub mod eval;
 pub mod facts;

@@ -8,6 +8,7 @@
 //! | `POST /agent/v1/facts/offer` | [`FactsOffer`] → [`FactsOfferAck`] |
 //! | `PUT /agent/v1/facts/{hash}` | `NodeFacts` (the inventory whose content hash is `hash`) → 204 |
 //! | `GET /agent/v1/work?wait=SECONDS` | → [`WorkResponse`] (long poll: at once when work is queued) |
+//! | `POST /agent/v1/invocations/{invocation_id}` | [`InvocationReport`] → [`InvocationReportAck`] |
 //!
 //! Every request carries the agent's [`PROTOCOL_VERSION`]; a server answers
 //! a version it does not speak with 400 and names the versions it does.
@@ -21,8 +22,16 @@ use serde::{Deserialize, Serialize};
 /// The protocol this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// What an agent can run. Today: scanning (facts uploads on request).
+/// What an agent can run. Scanning (facts uploads on request).
 pub const CAPABILITY_SCAN: &str = "scan";
+
+/// Running `AWS-RunPatchBaseline` / `AWS-RunPatchBaselineWithHooks`
+/// invocations (work items of this kind carry a [`CommandInvocation`]).
+pub const CAPABILITY_RUN_PATCH_BASELINE: &str = "run-patch-baseline";
+
+/// Cancelling an invocation it runs (work items of this kind carry a
+/// [`CancelInvocation`]).
+pub const CAPABILITY_CANCEL: &str = "cancel";
 
 /// The platform as the node reports it (DescribeInstanceInformation's
 /// PlatformType/Name/Version).
@@ -150,6 +159,87 @@ pub struct WorkItem {
 #[serde(deny_unknown_fields)]
 pub struct WorkResponse {
     pub items: Vec<WorkItem>,
+}
+
+/// The parameters of a `run-patch-baseline` work item: one invocation of a
+/// command on this node. Delivered at least once; the agent runs each
+/// `invocation_id` at most once and reports its result until acknowledged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandInvocation {
+    /// Unique per (command, node): the agent's de-duplication key.
+    pub invocation_id: String,
+    pub command_id: String,
+    /// The validated document and its parameters.
+    pub document: patchfleet_core::command::PatchDocument,
+    /// The baseline to patch with: the node's (its patch group's or its
+    /// OS's default) when the command was sent, or the `BaselineOverride`
+    /// (GetDeployablePatchSnapshotForInstance's snapshot).
+    pub baseline: patchfleet_core::baseline::Baseline,
+    /// `InstallOverrideList`, resolved by the server: exactly these
+    /// packages, instead of the baseline's choice (`None`: not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_override: Option<Vec<OverridePatch>>,
+    /// The instant the command was sent (approval delays are counted
+    /// against the instant the install runs, not this).
+    pub requested_at: Timestamp,
+}
+
+/// One entry of an `InstallOverrideList` (spec §2.4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverridePatch {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+/// The parameters of a `cancel` work item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelInvocation {
+    pub invocation_id: String,
+}
+
+/// An invocation's progress or result, from the agent. `InProgress` once
+/// it starts (the server counts it as acknowledged); a terminal status
+/// once, then again until the server acknowledges it (after a restart of
+/// either side the same result is sent again, never a second run).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvocationReport {
+    /// `InProgress`, `Success`, `Failed`, `TimedOut` or `Cancelled`.
+    pub status: String,
+    /// SSM's StatusDetails (`InProgress`, `Success`, `Failed`,
+    /// `ExecutionTimedOut`, `Cancelled`).
+    pub details: String,
+    /// The step's exit code (spec §5.4); `-1` while running.
+    pub response_code: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
+    /// The step's whole stdout and stderr (the agent caps each at
+    /// [`MAX_OUTPUT_BYTES`]; the server keeps SSM's truncations and the
+    /// full text in its object store).
+    #[serde(default)]
+    pub stdout: String,
+    #[serde(default)]
+    pub stderr: String,
+    /// Reboots the agent made for this invocation.
+    #[serde(default)]
+    pub reboots: u32,
+}
+
+/// Output kept per stream by the agent.
+pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvocationReportAck {
+    /// `false`: the server no longer wants this invocation (cancelled,
+    /// timed out, deregistered); the agent stops it and forgets it.
+    pub accepted: bool,
 }
 
 /// Every error answer of the server, on both APIs.

@@ -134,10 +134,21 @@ pub fn evaluate_scan(
         hash: inventory_hash.to_string(),
         message: e.to_string(),
     })?;
+    Ok(evaluate_prepared(&inventory, &compiled, day, patch_group))
+}
+
+/// [`evaluate_scan`] on an inventory already prepared (with the node's
+/// state) and a baseline already compiled: what a re-computation shares.
+pub fn evaluate_prepared(
+    inventory: &Inventory,
+    compiled: &CompiledBaseline,
+    day: i64,
+    patch_group: &str,
+) -> Evaluated {
     let at = day_end(day);
     let evaluation = evaluate(
-        &compiled,
-        &inventory,
+        compiled,
+        inventory,
         &EvalOptions {
             at: at.as_second(),
             operation: Operation::Scan,
@@ -147,8 +158,8 @@ pub fn evaluate_scan(
     );
     let report = render(
         &evaluation,
-        &inventory,
-        &compiled,
+        inventory,
+        compiled,
         &ReportContext {
             patch_group: patch_group.to_string(),
             operation: "Scan".to_string(),
@@ -176,7 +187,50 @@ pub fn evaluate_scan(
             other_non_compliant: s.other_non_compliant_count.into(),
         },
     };
-    Ok(Evaluated { summary, report })
+    Evaluated { summary, report }
+}
+
+/// A node's timeline from the groups it joined (`memberships`, oldest
+/// first) and each group's summary changes (`events`, oldest first): on
+/// joining, the group's summary at that instant (or its first one, when
+/// the group is evaluated just after); then the group's changes until the
+/// next move. An entry equal in verdict (status, severity, counts) to the
+/// one before is left out: the timeline lists changes.
+pub fn node_timeline<K: Eq + std::hash::Hash>(
+    memberships: &[(Timestamp, K)],
+    events: &std::collections::HashMap<K, Vec<(Timestamp, serde_json::Value)>>,
+) -> Vec<(Timestamp, serde_json::Value)> {
+    let verdict = |v: &serde_json::Value| {
+        (
+            v.get("compliance_status").cloned(),
+            v.get("overall_severity").cloned(),
+            v.get("counts").cloned(),
+        )
+    };
+    let mut out: Vec<(Timestamp, serde_json::Value)> = Vec::new();
+    for (i, (joined, key)) in memberships.iter().enumerate() {
+        let until = memberships.get(i + 1).map(|(t, _)| *t);
+        let list = events.get(key).map(Vec::as_slice).unwrap_or_default();
+        let current = list.iter().rposition(|(at, _)| at <= joined);
+        let mut entries: Vec<(Timestamp, &serde_json::Value)> = Vec::new();
+        if let Some(c) = current {
+            entries.push((*joined, &list[c].1));
+        }
+        entries.extend(
+            list.iter()
+                .filter(|(at, _)| at > joined && until.is_none_or(|u| *at < u))
+                .map(|(at, v)| (*at, v)),
+        );
+        for (at, v) in entries {
+            if out
+                .last()
+                .is_none_or(|(_, last)| verdict(last) != verdict(v))
+            {
+                out.push((at, v.clone()));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -187,6 +241,44 @@ mod tests {
     fn example() -> NodeFacts {
         let text = include_str!("../../../examples/facts/al2023-web-01.json");
         NodeFacts::from_json(text).unwrap()
+    }
+
+    fn summary(status: &str, missing: i64) -> serde_json::Value {
+        serde_json::json!({"compliance_status": status, "overall_severity": "HIGH",
+            "counts": {"missing": missing}})
+    }
+
+    #[test]
+    fn a_node_timeline_follows_its_groups_and_lists_changes_only() {
+        let t = |s: i64| Timestamp::UNIX_EPOCH + SignedDuration::from_secs(s);
+        let events = std::collections::HashMap::from([
+            // Group a: evaluated just after the node joins, then edited twice.
+            (
+                "a",
+                vec![
+                    (t(11), summary("NON_COMPLIANT", 3)),
+                    (t(20), summary("NON_COMPLIANT", 2)),
+                    (t(40), summary("COMPLIANT", 0)),
+                ],
+            ),
+            // Group b: known before the node moves in; same verdict as a's at 20.
+            (
+                "b",
+                vec![
+                    (t(5), summary("NON_COMPLIANT", 2)),
+                    (t(50), summary("NON_COMPLIANT", 1)),
+                ],
+            ),
+        ]);
+        let got = node_timeline(&[(t(10), "a"), (t(30), "b"), (t(60), "a")], &events);
+        let at: Vec<i64> = got.iter().map(|(at, _)| at.as_second()).collect();
+        // 11 and 20 from a; at 30 b's summary equals a's: left out; 50 from
+        // b; a's change at 40 happened while the node was in b: left out;
+        // back in a at 60: a's current summary (COMPLIANT).
+        assert_eq!(at, vec![11, 20, 50, 60]);
+        assert_eq!(got[3].1["compliance_status"], "COMPLIANT");
+        assert!(node_timeline::<&str>(&[], &events).is_empty());
+        assert!(node_timeline(&[(t(1), "none")], &events).is_empty());
     }
 
     #[test]

@@ -467,7 +467,14 @@ async fn node_lifecycle(db: &Db) {
         .await
         .unwrap();
     let unknown = s
-        .set_node_inventory(id, "sha256:zzz", &json!({}), ping, &admin("SetInventory"))
+        .set_node_inventory(
+            id,
+            "sha256:zzz",
+            &json!({}),
+            "",
+            ping,
+            &admin("SetInventory"),
+        )
         .await;
     assert!(matches!(unknown, Err(StoreError::NotFound(_))));
     let prev = s
@@ -475,6 +482,7 @@ async fn node_lifecycle(db: &Db) {
             id,
             "sha256:a",
             &json!({"boot_time": "x"}),
+            "",
             ping,
             &admin("SetInventory"),
         )
@@ -486,14 +494,36 @@ async fn node_lifecycle(db: &Db) {
         .await
         .unwrap();
     let prev = s
-        .set_node_inventory(id, "sha256:b", &json!({}), ping, &admin("SetInventory"))
+        .set_node_inventory(
+            id,
+            "sha256:b",
+            &json!({}),
+            "k1",
+            ping,
+            &admin("SetInventory"),
+        )
         .await
         .unwrap();
     assert_eq!(prev.as_deref(), Some("sha256:a"));
-    let groups = s.inventory_groups().await.unwrap();
+    let groups = s.evaluation_groups(&[]).await.unwrap();
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].inventory_hash, "sha256:b");
-    assert_eq!(groups[0].node_ids, vec![id.clone()]);
+    assert_eq!(groups[0].state_key, "k1");
+    assert_eq!(groups[0].nodes, 1);
+    assert_eq!(groups[0].node_state, Some(json!({})));
+    assert!(
+        s.evaluation_groups(&["mi-00000000000000000".into()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.evaluation_groups(std::slice::from_ref(id))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Deregistration: no more heartbeats, listing, or tags.
     s.deregister_node(id, ping, &admin("DeregisterNode"))
@@ -509,7 +539,7 @@ async fn node_lifecycle(db: &Db) {
             .items
             .is_empty()
     );
-    assert!(s.inventory_groups().await.unwrap().is_empty());
+    assert!(s.evaluation_groups(&[]).await.unwrap().is_empty());
     let again = s.deregister_node(id, ping, &admin("DeregisterNode")).await;
     assert!(matches!(again, Err(StoreError::NotFound(_))));
     assert_eq!(audit_count(s, "DeregisterNode").await, 1);
@@ -1097,26 +1127,31 @@ async fn evaluation_cache(db: &Db) {
     assert_eq!(s.get_evaluation(&next_day).await.unwrap(), None);
 }
 
-fn compliance(
-    node_id: &str,
+/// A group of nodes on `hash` (DEBIAN, as `new_node` registers them).
+fn group(hash: &str, patch_group: Option<&str>) -> EvaluationGroup {
+    EvaluationGroup {
+        inventory_hash: hash.into(),
+        operating_system: "DEBIAN".into(),
+        patch_group: patch_group.map(str::to_owned),
+        state_key: String::new(),
+        node_state: None,
+        nodes: 1,
+    }
+}
+
+fn verdict(
+    g: &EvaluationGroup,
     status: &str,
     severity: &str,
     missing: i64,
+    version: i64,
     at: Timestamp,
-) -> NodeCompliance {
-    NodeCompliance {
-        node_id: node_id.into(),
+) -> FanOut {
+    FanOut {
+        group: g.clone(),
         baseline_id: "pb-1".into(),
-        baseline_version: 1,
-        patch_group: Some("web".into()),
-        operating_system: "DEBIAN".into(),
-        key: EvaluationKey {
-            inventory_hash: "sha256:a".into(),
-            baseline_id: "pb-1".into(),
-            baseline_version: 1,
-            eval_day: 1,
-            state_key: "s".into(),
-        },
+        baseline_version: version,
+        eval_day: 1,
         evaluated_at: at,
         compliance_status: status.into(),
         overall_severity: severity.into(),
@@ -1125,75 +1160,153 @@ fn compliance(
             missing,
             ..PatchCounts::default()
         },
-        operation: "Scan".into(),
-        operation_start: Some(at),
-        operation_end: None,
     }
+}
+
+/// Points the nodes at a stored inventory `hash` at `at` (a group move each).
+async fn point_at(s: &Store, ids: &[String], hash: &str, at: Timestamp) {
+    if !s.has_inventory(hash).await.unwrap() {
+        s.put_inventory(
+            &inventory(hash, &[("bash", "5.2-1")]),
+            t("2026-03-01T00:00:00Z"),
+            &admin("PutInventory"),
+        )
+        .await
+        .unwrap();
+    }
+    for id in ids {
+        s.set_node_inventory(id, hash, &json!({}), "", at, &admin("Report").at(at))
+            .await
+            .unwrap();
+    }
+}
+
+async fn point(s: &Store, ids: &[String], hash: &str) {
+    point_at(s, ids, hash, t("2026-03-01T00:00:00Z")).await;
 }
 
 async fn compliance_timeline_only_on_change(db: &Db) {
     let s = &db.store;
     let ids = register_nodes(s, 1).await;
     let id = &ids[0];
-    let t1 = t("2026-03-01T00:00:00Z");
+    assert!(matches!(
+        s.get_node_compliance(id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let t0 = t("2026-03-01T00:00:00Z");
+    point_at(s, &ids, "sha256:a", t0).await;
+    // The activation tags its nodes `Patch Group: web`.
+    let ga = group("sha256:a", Some("web"));
     let hour = SignedDuration::from_hours(1);
+    let t1 = t0 + hour;
+    let put = |f: FanOut| async move { s.put_group_compliances(&[f]).await.unwrap()[0] };
+    assert!(put(verdict(&ga, "NON_COMPLIANT", "HIGH", 2, 1, t1)).await);
+    // Same verdict under a new baseline version later: no timeline entry, row refreshed.
+    assert!(!put(verdict(&ga, "NON_COMPLIANT", "HIGH", 2, 2, t1 + hour)).await);
+    let c = s.get_node_compliance(id).await.unwrap();
+    assert_eq!((c.baseline_version, c.key.baseline_version), (2, 2));
+    assert_eq!(c.evaluated_at, t1 + hour);
+    assert_eq!(c.counts.missing, 2);
+    assert_eq!(c.key.inventory_hash, "sha256:a");
+    assert_eq!(c.operation_start, Some(t0));
     assert!(
-        s.put_node_compliance(&compliance(id, "NON_COMPLIANT", "HIGH", 2, t1))
-            .await
-            .unwrap()
-    );
-    // Same verdict re-evaluated later: no timeline entry, row refreshed.
-    let mut same = compliance(id, "NON_COMPLIANT", "HIGH", 2, t1 + hour);
-    same.baseline_version = 2;
-    same.key.baseline_version = 2;
-    assert!(!s.put_node_compliance(&same).await.unwrap());
-    assert_eq!(s.get_node_compliance(id).await.unwrap(), same);
-    assert!(
-        s.put_node_compliance(&compliance(
-            id,
+        put(verdict(
+            &ga,
             "COMPLIANT",
             "UNSPECIFIED",
             0,
+            3,
             t1 + hour * 2
         ))
         .await
-        .unwrap()
     );
-    assert!(
-        s.put_node_compliance(&compliance(id, "NON_COMPLIANT", "HIGH", 1, t1 + hour * 3))
-            .await
-            .unwrap()
-    );
+    assert!(put(verdict(&ga, "NON_COMPLIANT", "HIGH", 1, 3, t1 + hour * 3)).await);
     let timeline = s.compliance_timeline(id).await.unwrap();
     let at: Vec<_> = timeline.iter().map(|e| e.at).collect();
     assert_eq!(at, vec![t1, t1 + hour * 2, t1 + hour * 3]);
     assert_eq!(timeline[1].summary["compliance_status"], "COMPLIANT");
     assert_eq!(timeline[2].summary["counts"]["missing"], 1);
+
+    // A move to group b, already evaluated: b's summary from the move on.
+    let gb = group("sha256:b", Some("web"));
+    assert!(put(verdict(&gb, "COMPLIANT", "UNSPECIFIED", 0, 3, t1)).await);
+    point_at(s, &ids, "sha256:b", t1 + hour * 3 + hour / 2).await;
+    let timeline = s.compliance_timeline(id).await.unwrap();
+    assert_eq!(timeline.len(), 4);
+    assert_eq!(timeline[3].at, t1 + hour * 3 + hour / 2);
+    assert_eq!(timeline[3].summary["compliance_status"], "COMPLIANT");
+    assert_eq!(
+        s.get_node_compliance(id).await.unwrap().compliance_status,
+        "COMPLIANT"
+    );
+    // Group a's later changes no longer concern the node.
+    assert!(
+        put(verdict(
+            &ga,
+            "NON_COMPLIANT",
+            "CRITICAL",
+            5,
+            3,
+            t1 + hour * 4
+        ))
+        .await
+    );
+    assert_eq!(s.compliance_timeline(id).await.unwrap().len(), 4);
+
     s.deregister_node(id, t1, &admin("DeregisterNode"))
         .await
         .unwrap();
-    let r = s
-        .put_node_compliance(&compliance(id, "COMPLIANT", "UNSPECIFIED", 0, t1))
-        .await;
-    assert!(matches!(r, Err(StoreError::NotFound(_))));
+    assert!(
+        s.list_node_compliance(&ComplianceFilter::default(), None, 10)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }
 
 async fn summary_and_compliance_list(db: &Db) {
     let s = &db.store;
     let ids = register_nodes(s, 10).await;
     let at = t("2026-03-01T00:00:00Z");
+    // Three groups: web on a (compliant), web on c (critical), none on h (high).
     for (i, id) in ids.iter().enumerate().take(7) {
-        let c = match i % 3 {
-            0 => compliance(id, "COMPLIANT", "UNSPECIFIED", 0, at),
-            1 => compliance(id, "NON_COMPLIANT", "CRITICAL", 1, at),
-            _ => {
-                let mut c = compliance(id, "NON_COMPLIANT", "HIGH", 1, at);
-                c.patch_group = None;
-                c
-            }
+        let (hash, pg) = match i % 3 {
+            0 => ("sha256:a", Some("web")),
+            1 => ("sha256:c", Some("web")),
+            _ => ("sha256:h", None),
         };
-        s.put_node_compliance(&c).await.unwrap();
+        // The activation tags its nodes `Patch Group: web`.
+        if pg.is_none() {
+            s.remove_node_tags(id, &["Patch Group".into()], &admin("RemoveTags"))
+                .await
+                .unwrap();
+        }
+        point(s, std::slice::from_ref(id), hash).await;
     }
+    s.put_group_compliances(&[
+        verdict(
+            &group("sha256:a", Some("web")),
+            "COMPLIANT",
+            "UNSPECIFIED",
+            0,
+            1,
+            at,
+        ),
+        verdict(
+            &group("sha256:c", Some("web")),
+            "NON_COMPLIANT",
+            "CRITICAL",
+            1,
+            1,
+            at,
+        ),
+        verdict(&group("sha256:h", None), "NON_COMPLIANT", "HIGH", 1, 1, at),
+        // A group no node is in: counts for nobody.
+        verdict(&group("sha256:z", None), "NON_COMPLIANT", "LOW", 1, 1, at),
+    ])
+    .await
+    .unwrap();
     let row = |g: Option<&str>, st: Option<&str>, sev: Option<&str>, n| SummaryRow {
         group: g.map(str::to_owned),
         compliance_status: st.map(str::to_owned),
@@ -1214,10 +1327,10 @@ async fn summary_and_compliance_list(db: &Db) {
             .await
             .unwrap(),
         vec![
+            row(None, Some("NON_COMPLIANT"), Some("HIGH"), 2),
             row(Some("web"), None, None, 3),
             row(Some("web"), Some("COMPLIANT"), Some("UNSPECIFIED"), 3),
             row(Some("web"), Some("NON_COMPLIANT"), Some("CRITICAL"), 2),
-            row(Some("web"), Some("NON_COMPLIANT"), Some("HIGH"), 2),
         ]
     );
     let by_os = s
@@ -1294,34 +1407,31 @@ async fn summary_of_100k_nodes(db: &Db) {
     } else {
         "printf('%017x', i)"
     };
-    // The node's copy of its compliance (the store keeps it in step).
-    let status = "CASE WHEN i % 20 = 7 THEN NULL WHEN i % 3 = 0 THEN 'COMPLIANT' \
-                  ELSE 'NON_COMPLIANT' END";
-    let severity = "CASE WHEN i % 20 = 7 THEN NULL ELSE CASE i % 5 WHEN 0 THEN 'CRITICAL' \
-                    WHEN 1 THEN 'HIGH' WHEN 2 THEN 'MEDIUM' WHEN 3 THEN 'LOW' \
-                    ELSE 'UNSPECIFIED' END END";
+    // 500 inventories; the nodes with i % 20 = 7 on one never evaluated.
+    let hash = "CASE WHEN i % 20 = 7 THEN 'none' ELSE 'h' || (i % 500) END";
     let nodes = format!(
         "{series} INSERT INTO nodes (node_id, activation_id, name, computer_name, ip_address, \
          agent_version, protocol, capabilities, platform_type, platform_name, platform_version, \
          operating_system, product, registration_date, last_ping, cert_fingerprint, patch_group, \
-         compliance_status, overall_severity) \
+         inventory_hash) \
          SELECT 'mi-' || {hex}, 'a', 'n', 'h', 'ip', '1', '1', '[]', 'Linux', 'p', 'v', \
          CASE WHEN i % 4 = 0 THEN 'UBUNTU' ELSE 'DEBIAN' END, 'x', 0, 0, 'fp', \
-         'group-' || (i % 20), {status}, {severity} FROM seq"
+         'group-' || (i % 20), {hash} FROM seq"
     );
+    // One row per group (inventory k decides OS and patch group too).
+    let k = "CAST(substr(inventory_hash, 2) AS BIGINT)";
     let compliance = format!(
-        "{series} INSERT INTO node_compliance (node_id, baseline_id, baseline_version, \
-         patch_group, operating_system, inventory_hash, eval_day, state_key, evaluated_at, \
-         compliance_status, overall_severity, installed, installed_other, \
-         installed_pending_reboot, installed_rejected, missing, failed, not_applicable, \
-         unreported_not_applicable, critical_non_compliant, security_non_compliant, \
-         other_non_compliant, operation) \
-         SELECT 'mi-' || {hex}, 'pb-1', 1, 'group-' || (i % 20), \
-         CASE WHEN i % 4 = 0 THEN 'UBUNTU' ELSE 'DEBIAN' END, 'h', 1, 's', 0, \
-         CASE WHEN i % 3 = 0 THEN 'COMPLIANT' ELSE 'NON_COMPLIANT' END, \
-         CASE i % 5 WHEN 0 THEN 'CRITICAL' WHEN 1 THEN 'HIGH' WHEN 2 THEN 'MEDIUM' \
+        "INSERT INTO group_compliance (inventory_hash, operating_system, patch_group, state_key, \
+         baseline_id, baseline_version, eval_day, evaluated_at, compliance_status, \
+         overall_severity, installed, installed_other, installed_pending_reboot, \
+         installed_rejected, missing, failed, not_applicable, unreported_not_applicable, \
+         critical_non_compliant, security_non_compliant, other_non_compliant) \
+         SELECT inventory_hash, operating_system, patch_group, state_key, 'pb-1', 1, 1, 0, \
+         CASE WHEN {k} % 3 = 0 THEN 'COMPLIANT' ELSE 'NON_COMPLIANT' END, \
+         CASE {k} % 5 WHEN 0 THEN 'CRITICAL' WHEN 1 THEN 'HIGH' WHEN 2 THEN 'MEDIUM' \
          WHEN 3 THEN 'LOW' ELSE 'UNSPECIFIED' END, \
-         10, 0, 0, 0, i % 7, 0, 0, 0, 0, 0, 0, 'Scan' FROM seq WHERE i % 20 <> 7"
+         10, 0, 0, 0, {k} % 7, 0, 0, 0, 0, 0, 0 FROM (SELECT DISTINCT inventory_hash, \
+         operating_system, patch_group, state_key FROM nodes WHERE inventory_hash <> 'none') d"
     );
     execute_raw(db, &[nodes, compliance]).await;
     let loaded = started.elapsed();

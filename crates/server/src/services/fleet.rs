@@ -6,13 +6,16 @@
 use super::{Caller, Services, baselines};
 use crate::api::error::{ApiError, ApiResult};
 use crate::auth::Action;
-use crate::compliance::{EvalKey, Summary, day_of, evaluate_scan, node_facts, state_key};
+use crate::compliance::{EvalKey, Summary, day_of, evaluate_prepared, node_facts};
 use crate::store::{
-    ComplianceFilter, Evaluation, EvaluationKey, Node, NodeCompliance, NodeFilter, PatchCounts,
-    SummaryGroupBy,
+    ComplianceFilter, Evaluation, EvaluationGroup, EvaluationKey, FanOut, Node, NodeFilter,
+    PatchCounts, SummaryGroupBy,
 };
 use jiff::Timestamp;
+use patchfleet_core::baseline::Baseline;
+use patchfleet_core::eval::CompiledBaseline;
 use patchfleet_core::facts::NodeFacts;
+use patchfleet_core::inventory::Inventory;
 use patchfleet_core::os::{Family, OperatingSystem};
 use patchfleet_protocol::NodeState;
 use serde::Serialize;
@@ -20,11 +23,50 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// Parsed inventories by content hash, least recently used evicted first.
-/// A stored inventory never changes (its hash is its content; first-seen
+/// A stored inventory, parsed, and prepared for evaluation once per state
+/// key (the node's state is part of the preparation; nodes with one key
+/// share what a verdict reads of it).
+pub struct CachedInventory {
+    pub facts: NodeFacts,
+    prepared: Mutex<HashMap<String, Arc<Inventory>>>,
+}
+
+impl CachedInventory {
+    pub fn new(facts: NodeFacts) -> CachedInventory {
+        CachedInventory {
+            facts,
+            prepared: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Prepared with `state` (whose key is `state_key`).
+    pub fn prepared(
+        &self,
+        state_key: &str,
+        state: &NodeState,
+    ) -> Result<Arc<Inventory>, patchfleet_core::inventory::InventoryError> {
+        if let Some(p) = self
+            .prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(state_key)
+        {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(Inventory::prepare(&node_facts(&self.facts, state))?);
+        self.prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(state_key.to_string(), p.clone());
+        Ok(p)
+    }
+}
+
+/// Inventories by content hash, least recently used evicted first. A
+/// stored inventory never changes (its hash is its content; first-seen
 /// dates are set when it is stored), so entries never go stale.
 /// The last use of each entry (a counter) and the entries.
-type Lru = (u64, HashMap<String, (Arc<NodeFacts>, u64)>);
+type Lru = (u64, HashMap<String, (Arc<CachedInventory>, u64)>);
 
 pub struct InventoryCache {
     entries: Mutex<Lru>,
@@ -41,7 +83,7 @@ impl Default for InventoryCache {
 }
 
 impl InventoryCache {
-    pub fn get(&self, hash: &str) -> Option<Arc<NodeFacts>> {
+    pub fn get(&self, hash: &str) -> Option<Arc<CachedInventory>> {
         let mut g = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let (tick, map) = &mut *g;
         *tick += 1;
@@ -52,7 +94,7 @@ impl InventoryCache {
         })
     }
 
-    pub fn insert(&self, hash: &str, facts: Arc<NodeFacts>) {
+    pub fn insert(&self, hash: &str, inventory: Arc<CachedInventory>) {
         let mut g = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let (tick, map) = &mut *g;
         *tick += 1;
@@ -66,7 +108,7 @@ impl InventoryCache {
         {
             map.remove(&oldest);
         }
-        map.insert(hash.to_string(), (facts, now));
+        map.insert(hash.to_string(), (inventory, now));
     }
 }
 
@@ -120,116 +162,70 @@ impl Resolver {
 }
 
 /// Re-computes the compliance of `node_ids` (every node with facts when
-/// `None`) at `now`.
+/// `None`) at `now`: one evaluation per distinct key, computed on every
+/// core, then one row per evaluation group, which its nodes read.
 pub async fn recompute(
     svc: &Services,
     node_ids: Option<&[String]>,
     now: Timestamp,
 ) -> ApiResult<Recomputed> {
     let day = day_of(now);
-    let nodes = svc
-        .store
-        .nodes_to_evaluate(node_ids.unwrap_or_default())
-        .await?;
+    let node_ids = node_ids.unwrap_or_default();
+    let groups = svc.store.evaluation_groups(node_ids).await?;
     let mut resolver = Resolver::load(svc).await?;
-    let mut inventories: HashMap<String, Arc<NodeFacts>> = HashMap::new();
-    let mut baselines_loaded: HashMap<String, (patchfleet_core::baseline::Baseline, i64)> =
-        HashMap::new();
-    let mut computed: HashMap<EvalKey, Summary> = HashMap::new();
+    let mut baselines_loaded: HashMap<String, (Arc<Baseline>, i64)> = HashMap::new();
     let mut out = Recomputed::default();
-    let mut records: Vec<NodeCompliance> = Vec::new();
-    for node in nodes {
-        let hash = node.inventory_hash.clone();
-        let Ok(os) = node.operating_system.parse::<OperatingSystem>() else {
+    // Each group with its key; the keys not stored yet, computed below.
+    let mut judged: Vec<(EvaluationGroup, String, EvalKey)> = Vec::new();
+    let mut summaries: HashMap<EvalKey, Summary> = HashMap::new();
+    let mut to_compute: Vec<(EvalKey, EvaluationGroup)> = Vec::new();
+    for group in groups {
+        let Ok(os) = group.operating_system.parse::<OperatingSystem>() else {
             continue;
         };
         let Some(baseline_id) = resolver
-            .baseline_for(svc, os, node.patch_group.as_deref())
+            .baseline_for(svc, os, group.patch_group.as_deref())
             .await?
         else {
             continue;
         };
         if !baselines_loaded.contains_key(&baseline_id) {
             let (b, _, v) = baselines::load(svc, &baseline_id, None).await?;
-            baselines_loaded.insert(baseline_id.clone(), (b, v.unwrap_or(0)));
+            baselines_loaded.insert(baseline_id.clone(), (Arc::new(b), v.unwrap_or(0)));
         }
-        let (baseline, version) = &baselines_loaded[&baseline_id];
-        if !inventories.contains_key(&hash) {
-            inventories.insert(hash.clone(), cached_inventory(svc, &hash).await?);
-        }
-        let inventory = &inventories[&hash];
-        let state: NodeState = node
-            .node_state
-            .clone()
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default();
         let key = EvalKey {
-            inventory_hash: hash.clone(),
+            inventory_hash: group.inventory_hash.clone(),
             baseline_id: baseline_id.clone(),
-            baseline_version: *version,
+            baseline_version: baselines_loaded[&baseline_id].1,
             day,
-            state_key: state_key(inventory, &state),
+            state_key: group.state_key.clone(),
         };
-        let store_key = EvaluationKey {
-            inventory_hash: key.inventory_hash.clone(),
-            baseline_id: key.baseline_id.clone(),
+        if !summaries.contains_key(&key) && !to_compute.iter().any(|(k, _)| *k == key) {
+            match svc.store.get_evaluation_summary(&store_key(&key)).await? {
+                Some(s) => {
+                    summaries.insert(key.clone(), s);
+                }
+                None => to_compute.push((key.clone(), group.clone())),
+            }
+        }
+        judged.push((group, baseline_id, key));
+    }
+    out.evaluations_reused = summaries.len();
+    for (key, summary) in evaluate_all(svc, to_compute, &baselines_loaded, now, &mut out).await? {
+        summaries.insert(key, summary);
+    }
+    let mut fans = Vec::with_capacity(judged.len());
+    for (group, baseline_id, key) in judged {
+        let Some(summary) = summaries.get(&key) else {
+            out.failed += usize::try_from(group.nodes).unwrap_or(0);
+            continue;
+        };
+        out.nodes += usize::try_from(group.nodes).unwrap_or(0);
+        fans.push(FanOut {
+            group,
+            baseline_id,
             baseline_version: key.baseline_version,
-            eval_day: key.day,
-            state_key: key.state_key.clone(),
-        };
-        let summary = match computed.get(&key) {
-            Some(s) => {
-                out.evaluations_reused += 1;
-                s.clone()
-            }
-            None => {
-                let summary = match svc.store.get_evaluation(&store_key).await? {
-                    Some(e) => {
-                        out.evaluations_reused += 1;
-                        serde_json::from_value(e.summary).map_err(ApiError::internal)?
-                    }
-                    None => {
-                        let facts = node_facts(inventory, &state);
-                        let evaluated = match evaluate_scan(
-                            &facts,
-                            &hash,
-                            baseline,
-                            day,
-                            node.patch_group.as_deref().unwrap_or(""),
-                        ) {
-                            Ok(e) => e,
-                            // One bad inventory must not stop the fleet's re-computation.
-                            Err(e) => {
-                                tracing::error!("{}: {e}", node.node_id);
-                                out.failed += 1;
-                                continue;
-                            }
-                        };
-                        out.evaluations_computed += 1;
-                        svc.store
-                            .put_evaluation(&Evaluation {
-                                key: store_key.clone(),
-                                summary: serde_json::to_value(&evaluated.summary)
-                                    .map_err(ApiError::internal)?,
-                                patches_json: serde_json::to_vec(&evaluated.report)
-                                    .map_err(ApiError::internal)?,
-                                created_at: now,
-                            })
-                            .await?;
-                        evaluated.summary
-                    }
-                };
-                computed.insert(key.clone(), summary.clone());
-                summary
-            }
-        };
-        let record = NodeCompliance {
-            node_id: node.node_id.clone(),
-            baseline_id: baseline_id.clone(),
-            baseline_version: *version,
-            patch_group: node.patch_group.clone(),
-            operating_system: node.operating_system.clone(),
-            key: store_key,
+            eval_day: day,
             evaluated_at: now,
             compliance_status: summary.status.clone(),
             overall_severity: summary
@@ -237,41 +233,117 @@ pub async fn recompute(
                 .clone()
                 .unwrap_or_else(|| "UNSPECIFIED".into()),
             counts: summary.counts,
-            operation: "Scan".into(),
-            operation_start: node.scanned_at,
-            operation_end: node.scanned_at,
-        };
-        records.push(record);
-        if records.len() >= 1000 {
-            write_records(svc, &mut records, &mut out).await?;
+        });
+    }
+    // Bounded transactions: a fleet-wide run does not hold the writer for
+    // its whole length.
+    for chunk in fans.chunks(256) {
+        let changed = svc.store.put_group_compliances(chunk).await?;
+        for (f, c) in chunk.iter().zip(changed) {
+            if c {
+                out.changed += usize::try_from(f.group.nodes).unwrap_or(0);
+            }
         }
     }
-    write_records(svc, &mut records, &mut out).await?;
     Ok(out)
 }
 
-/// The nodes' summaries, in bulk; a node deregistered meanwhile has
-/// nothing to record.
-async fn write_records(
+fn store_key(k: &EvalKey) -> EvaluationKey {
+    EvaluationKey {
+        inventory_hash: k.inventory_hash.clone(),
+        baseline_id: k.baseline_id.clone(),
+        baseline_version: k.baseline_version,
+        eval_day: k.day,
+        state_key: k.state_key.clone(),
+    }
+}
+
+/// Computes the evaluations on every core and stores each as it is done.
+/// A failing one is logged and counted; the others go on.
+async fn evaluate_all(
     svc: &Services,
-    records: &mut Vec<NodeCompliance>,
+    work: Vec<(EvalKey, EvaluationGroup)>,
+    baselines: &HashMap<String, (Arc<Baseline>, i64)>,
+    now: Timestamp,
     out: &mut Recomputed,
-) -> ApiResult<()> {
-    if records.is_empty() {
-        return Ok(());
+) -> ApiResult<Vec<(EvalKey, Summary)>> {
+    let mut compiled: HashMap<String, Arc<CompiledBaseline>> = HashMap::new();
+    let mut jobs = Vec::with_capacity(work.len());
+    for (key, group) in work {
+        let inventory = cached_inventory(svc, &key.inventory_hash).await?;
+        if !compiled.contains_key(&key.baseline_id) {
+            let b = &baselines[&key.baseline_id].0;
+            let c = CompiledBaseline::compile(b)
+                .map_err(|e| ApiError::internal(format!("baseline {}: {e}", key.baseline_id)))?;
+            compiled.insert(key.baseline_id.clone(), Arc::new(c));
+        }
+        let baseline = compiled[&key.baseline_id].clone();
+        jobs.push((key, group, inventory, baseline));
     }
-    for changed in svc
-        .store
-        .put_node_compliances(records)
-        .await?
-        .into_iter()
-        .flatten()
-    {
-        out.changed += usize::from(changed);
-        out.nodes += 1;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let queue = Arc::new(Mutex::new(jobs));
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel(workers * 4);
+    for _ in 0..workers {
+        let (queue, done_tx) = (queue.clone(), done_tx.clone());
+        tokio::task::spawn_blocking(move || {
+            loop {
+                let job = queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                let Some((key, group, inventory, baseline)) = job else {
+                    return;
+                };
+                let r = evaluate_one(key, &group, &inventory, &baseline, now);
+                if done_tx.blocking_send(r).is_err() {
+                    return;
+                }
+            }
+        });
     }
-    records.clear();
-    Ok(())
+    drop(done_tx);
+    let mut results = Vec::new();
+    while let Some(r) = done_rx.recv().await {
+        match r {
+            Ok((key, evaluation)) => {
+                svc.store.put_evaluation(&evaluation).await?;
+                out.evaluations_computed += 1;
+                let summary =
+                    serde_json::from_value(evaluation.summary).map_err(ApiError::internal)?;
+                results.push((key, summary));
+            }
+            // One bad inventory must not stop the fleet's re-computation.
+            Err(e) => tracing::error!("{e}"),
+        }
+    }
+    Ok(results)
+}
+
+fn evaluate_one(
+    key: EvalKey,
+    group: &EvaluationGroup,
+    inventory: &CachedInventory,
+    baseline: &CompiledBaseline,
+    now: Timestamp,
+) -> Result<(EvalKey, Evaluation), String> {
+    let state: NodeState = group
+        .node_state
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    let prepared = inventory
+        .prepared(&key.state_key, &state)
+        .map_err(|e| format!("inventory {}: {e}", key.inventory_hash))?;
+    let evaluated = evaluate_prepared(
+        &prepared,
+        baseline,
+        key.day,
+        group.patch_group.as_deref().unwrap_or(""),
+    );
+    let evaluation = Evaluation {
+        key: store_key(&key),
+        summary: serde_json::to_value(&evaluated.summary).map_err(|e| e.to_string())?,
+        patches_json: serde_json::to_vec(&evaluated.report).map_err(|e| e.to_string())?,
+        created_at: now,
+    };
+    Ok((key, evaluation))
 }
 
 pub(crate) async fn nodes_with_facts(
@@ -303,11 +375,14 @@ pub(crate) async fn nodes_with_facts(
 }
 
 /// [`load_inventory`] through the replica's cache.
-pub(crate) async fn cached_inventory(svc: &Services, hash: &str) -> ApiResult<Arc<NodeFacts>> {
+pub(crate) async fn cached_inventory(
+    svc: &Services,
+    hash: &str,
+) -> ApiResult<Arc<CachedInventory>> {
     if let Some(f) = svc.inventories.get(hash) {
         return Ok(f);
     }
-    let f = Arc::new(load_inventory(svc, hash).await?);
+    let f = Arc::new(CachedInventory::new(load_inventory(svc, hash).await?));
     svc.inventories.insert(hash, f.clone());
     Ok(f)
 }
@@ -366,6 +441,8 @@ pub async fn node_compliance(
         let mut v: Value = serde_json::from_slice(&e.patches_json).map_err(ApiError::internal)?;
         if let Some(s) = v.get_mut("InstancePatchState") {
             s["InstanceId"] = Value::String(node_id.to_string());
+            // An evaluation is shared across patch groups judged by one baseline.
+            s["PatchGroup"] = Value::String(c.patch_group.clone().unwrap_or_default());
             s["OperationStartTime"] = serde_json::to_value(c.operation_start).unwrap_or_default();
             s["OperationEndTime"] = serde_json::to_value(c.operation_end).unwrap_or_default();
         }

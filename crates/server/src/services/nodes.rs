@@ -176,31 +176,29 @@ pub async fn upload_facts(
 
 async fn point_at(svc: &Services, node_id: &str, hash: &str, offer: &FactsOffer) -> ApiResult<()> {
     let state = serde_json::to_value(&offer.state).map_err(ApiError::internal)?;
-    let audit = Audit::new(format!("node:{node_id}"), "ReportInventory").object(hash);
-    let (previous, previous_state) = svc
-        .store
-        .report_node_inventory(node_id, hash, &state, offer.scanned_at, &audit)
-        .await?;
     let now = Timestamp::now();
     // The usual check-in: the same inventory and state as last time. The
     // verdict cannot have changed (baseline and patch-group changes
-    // re-compute when they happen; a new day shows in `eval_day`), so only
-    // the scan time moves, in one statement.
-    if previous.as_deref() == Some(hash)
-        && previous_state.as_ref() == Some(&state)
-        && svc
-            .store
-            .touch_node_compliance(
-                node_id,
-                hash,
-                crate::compliance::day_of(now),
-                now,
-                offer.scanned_at,
-            )
-            .await?
+    // re-compute when they happen; a new day shows in `eval_day`).
+    if svc
+        .store
+        .touch_unchanged_report(
+            node_id,
+            hash,
+            &state,
+            crate::compliance::day_of(now),
+            offer.scanned_at,
+        )
+        .await?
     {
         return Ok(());
     }
+    let inventory = fleet::cached_inventory(svc, hash).await?;
+    let state_key = crate::compliance::state_key(&inventory.facts, &offer.state);
+    let audit = Audit::new(format!("node:{node_id}"), "ReportInventory").object(hash);
+    svc.store
+        .set_node_inventory(node_id, hash, &state, &state_key, offer.scanned_at, &audit)
+        .await?;
     fleet::recompute(svc, Some(&[node_id.to_string()]), now).await?;
     Ok(())
 }

@@ -158,17 +158,9 @@ impl Store {
     // --- Evaluation cache -------------------------------------------------
 
     pub async fn get_evaluation(&self, key: &EvaluationKey) -> Result<Option<Evaluation>> {
-        let r = sqlx::query(
-            "SELECT summary, patches, created_at FROM evaluations WHERE inventory_hash = $1 \
-             AND baseline_id = $2 AND baseline_version = $3 AND eval_day = $4 AND state_key = $5",
-        )
-        .bind(&key.inventory_hash)
-        .bind(&key.baseline_id)
-        .bind(key.baseline_version)
-        .bind(key.eval_day)
-        .bind(&key.state_key)
-        .fetch_optional(&self.read)
-        .await?;
+        let r = evaluation_query("summary, patches, created_at", key)
+            .fetch_optional(&self.read)
+            .await?;
         let Some(r) = r else { return Ok(None) };
         Ok(Some(Evaluation {
             key: key.clone(),
@@ -176,6 +168,18 @@ impl Store {
             patches_json: gunzip(&get::<Vec<u8>>(&r, "patches")?)?,
             created_at: get_ts(&r, "created_at")?,
         }))
+    }
+
+    /// Only the summary of an evaluation (what a fan-out needs).
+    pub async fn get_evaluation_summary<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &EvaluationKey,
+    ) -> Result<Option<T>> {
+        let r = evaluation_query("summary", key)
+            .fetch_optional(&self.read)
+            .await?;
+        r.map(|r| parse_json(&get::<String>(&r, "summary")?, "summary"))
+            .transpose()
     }
 
     /// A cache: the first writer wins (the same key computes the same
@@ -208,4 +212,20 @@ fn versions_json(versions: &[PackageVersion]) -> Result<String> {
     v.sort();
     v.dedup();
     to_json(&v)
+}
+
+/// `SELECT cols` of the evaluation stored under `key`.
+fn evaluation_query<'k>(
+    cols: &str,
+    key: &'k EvaluationKey,
+) -> sqlx::query::Query<'k, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(AssertSqlSafe(format!(
+        "SELECT {cols} FROM evaluations WHERE inventory_hash = $1 AND baseline_id = $2 \
+         AND baseline_version = $3 AND eval_day = $4 AND state_key = $5"
+    )))
+    .bind(&key.inventory_hash)
+    .bind(&key.baseline_id)
+    .bind(key.baseline_version)
+    .bind(key.eval_day)
+    .bind(&key.state_key)
 }

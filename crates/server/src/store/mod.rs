@@ -229,6 +229,16 @@ impl Store {
         Ok(())
     }
 
+    /// A subquery of the strings in the JSON array bound to `param`.
+    fn id_set(&self, param: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("(SELECT value FROM json_each({param}))"),
+            Backend::Postgres => {
+                format!("(SELECT value FROM json_array_elements_text({param}::json))")
+            }
+        }
+    }
+
     /// `FOR UPDATE` on PostgreSQL (row lock in a read-then-write
     /// transaction); nothing on SQLite, whose single writer already
     /// serialises.

@@ -152,15 +152,42 @@ pub struct NewNode {
     pub cert_fingerprint: String,
 }
 
-/// What a compliance re-computation reads of a node.
+/// Registered nodes with facts that share everything a verdict reads
+/// but the baseline: the inventory, the OS (which picks the baseline with
+/// the patch group) and the state key. Computed once, fanned out in SQL.
 #[derive(Clone, Debug, PartialEq)]
-pub struct NodeToEvaluate {
-    pub node_id: String,
+pub struct EvaluationGroup {
+    pub inventory_hash: String,
     pub operating_system: String,
     pub patch_group: Option<String>,
-    pub inventory_hash: String,
+    pub state_key: String,
+    /// The state of one of its nodes: they all share the part a verdict
+    /// reads (that is what the state key hashes).
     pub node_state: Option<serde_json::Value>,
-    pub scanned_at: Option<Timestamp>,
+    pub nodes: i64,
+}
+
+/// One evaluation's summary for every node of a group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FanOut {
+    pub group: EvaluationGroup,
+    pub baseline_id: String,
+    pub baseline_version: i64,
+    pub eval_day: i64,
+    pub evaluated_at: Timestamp,
+    pub compliance_status: String,
+    pub overall_severity: String,
+    pub counts: PatchCounts,
+}
+
+/// An evaluation group as its timeline and the nodes' memberships name it
+/// (`patch_group` is `""` for none).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupKey {
+    pub inventory_hash: String,
+    pub operating_system: String,
+    pub patch_group: String,
+    pub state_key: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -220,16 +247,6 @@ pub struct NodeFilter {
     /// With the cutoff instant: a node is online when its last ping is at or
     /// after it.
     pub ping_status: Option<(PingStatus, Timestamp)>,
-}
-
-/// Nodes sharing one inventory, OS, product and patch group: evaluated once.
-#[derive(Clone, Debug, PartialEq)]
-pub struct InventoryGroup {
-    pub inventory_hash: String,
-    pub operating_system: String,
-    pub product: String,
-    pub patch_group: Option<String>,
-    pub node_ids: Vec<String>,
 }
 
 /// One available (name, arch, version).

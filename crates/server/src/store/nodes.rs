@@ -301,7 +301,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        refresh_patch_group(&mut tx, node_id).await?;
+        refresh_patch_group(&mut tx, node_id, audit.at).await?;
         audit::write(&mut tx, audit, &[node_id]).await?;
         tx.commit().await?;
         Ok(())
@@ -323,14 +323,14 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        refresh_patch_group(&mut tx, node_id).await?;
+        refresh_patch_group(&mut tx, node_id, audit.at).await?;
         audit::write(&mut tx, audit, &[node_id]).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// The node stays in the table (history, audit) but no longer
-    /// authenticates, is listed or counted; its compliance row goes.
+    /// authenticates, is listed or counted.
     pub async fn deregister_node(
         &self,
         node_id: &str,
@@ -339,8 +339,7 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.write.begin().await?;
         let n = sqlx::query(
-            "UPDATE nodes SET deregistered_at = $2, compliance_status = NULL, \
-             overall_severity = NULL WHERE node_id = $1 AND deregistered_at IS NULL",
+            "UPDATE nodes SET deregistered_at = $2 WHERE node_id = $1 AND deregistered_at IS NULL",
         )
         .bind(node_id)
         .bind(ms(now))
@@ -350,10 +349,6 @@ impl Store {
         if n == 0 {
             return Err(StoreError::NotFound(format!("node {node_id}")));
         }
-        sqlx::query("DELETE FROM node_compliance WHERE node_id = $1")
-            .bind(node_id)
-            .execute(&mut *tx)
-            .await?;
         sqlx::query("DELETE FROM work_items WHERE node_id = $1 AND completed_at IS NULL")
             .bind(node_id)
             .execute(&mut *tx)
@@ -364,45 +359,29 @@ impl Store {
     }
 
     /// Points the node at an inventory (which must be stored) with its own
-    /// state; returns the previous inventory hash.
+    /// state and the state's key; returns the previous inventory hash. A
+    /// node that changes evaluation group records the move (its timeline).
     pub async fn set_node_inventory(
         &self,
         node_id: &str,
         inventory_hash: &str,
         node_state: &serde_json::Value,
+        state_key: &str,
         scanned_at: Timestamp,
         audit: &Audit,
     ) -> Result<Option<String>> {
-        Ok(self
-            .report_node_inventory(node_id, inventory_hash, node_state, scanned_at, audit)
-            .await?
-            .0)
-    }
-
-    /// [`Self::set_node_inventory`], returning the previous inventory hash
-    /// and the previous node state.
-    pub async fn report_node_inventory(
-        &self,
-        node_id: &str,
-        inventory_hash: &str,
-        node_state: &serde_json::Value,
-        scanned_at: Timestamp,
-        audit: &Audit,
-    ) -> Result<(Option<String>, Option<serde_json::Value>)> {
         let mut tx = self.write.begin().await?;
-        let previous: Option<(Option<String>, Option<String>)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT inventory_hash, node_state FROM nodes WHERE node_id = $1 AND deregistered_at IS NULL{}",
+        let previous: Option<(Option<String>, String)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT inventory_hash, state_key FROM nodes WHERE node_id = $1 \
+             AND deregistered_at IS NULL{}",
             self.for_update()
         )))
         .bind(node_id)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((previous, previous_state)) = previous else {
+        let Some((previous, previous_key)) = previous else {
             return Err(StoreError::NotFound(format!("node {node_id}")));
         };
-        let previous_state = previous_state
-            .map(|s| parse_json(&s, "node_state"))
-            .transpose()?;
         let known: Option<(i64,)> =
             sqlx::query_as("SELECT 1 FROM inventories WHERE content_hash = $1")
                 .bind(inventory_hash)
@@ -412,88 +391,59 @@ impl Store {
             return Err(StoreError::NotFound(format!("inventory {inventory_hash}")));
         }
         sqlx::query(
-            "UPDATE nodes SET inventory_hash = $2, node_state = $3, scanned_at = $4 WHERE node_id = $1",
+            "UPDATE nodes SET inventory_hash = $2, node_state = $3, scanned_at = $4, \
+             state_key = $5 WHERE node_id = $1",
         )
         .bind(node_id)
         .bind(inventory_hash)
         .bind(to_json(node_state)?)
         .bind(ms(scanned_at))
+        .bind(state_key)
         .execute(&mut *tx)
         .await?;
+        if previous.as_deref() != Some(inventory_hash) || previous_key != state_key {
+            record_membership(&mut tx, node_id, audit.at).await?;
+        }
         audit::write(&mut tx, audit, &[node_id, inventory_hash]).await?;
         tx.commit().await?;
-        Ok((previous, previous_state))
+        Ok(previous)
     }
 
-    /// The registered nodes with facts among `node_ids` (all when empty),
-    /// by id, with only what a re-computation reads: one statement.
-    pub async fn nodes_to_evaluate(&self, node_ids: &[String]) -> Result<Vec<NodeToEvaluate>> {
-        let mut sql = String::from(
-            "SELECT node_id, operating_system, patch_group, inventory_hash, node_state, scanned_at \
-             FROM nodes WHERE deregistered_at IS NULL AND inventory_hash IS NOT NULL",
-        );
+    /// The evaluation groups of the registered nodes with facts among
+    /// `node_ids` (all when empty), in key order.
+    pub async fn evaluation_groups(&self, node_ids: &[String]) -> Result<Vec<EvaluationGroup>> {
+        let mut filter = String::new();
         if !node_ids.is_empty() {
-            sql.push_str(match self.backend {
-                Backend::Sqlite => " AND node_id IN (SELECT value FROM json_each($1))",
-                Backend::Postgres => {
-                    " AND node_id IN (SELECT value FROM json_array_elements_text($1::json))"
-                }
-            });
+            filter = format!(" AND node_id IN {}", self.id_set("$1"));
         }
-        sql.push_str(" ORDER BY node_id");
+        let sql = format!(
+            "SELECT g.inventory_hash, g.operating_system, g.patch_group, g.state_key, g.nodes, \
+             n.node_state FROM (SELECT inventory_hash, operating_system, patch_group, state_key, \
+             MIN(node_id) AS rep, COUNT(*) AS nodes FROM nodes \
+             WHERE deregistered_at IS NULL AND inventory_hash IS NOT NULL{filter} \
+             GROUP BY inventory_hash, operating_system, patch_group, state_key) g \
+             JOIN nodes n ON n.node_id = g.rep \
+             ORDER BY g.inventory_hash, g.operating_system, g.patch_group, g.state_key"
+        );
         let mut q = sqlx::query(AssertSqlSafe(sql));
         if !node_ids.is_empty() {
             q = q.bind(to_json(&node_ids)?);
         }
-        let rows = q.fetch_all(&self.read).await?;
-        rows.iter()
+        q.fetch_all(&self.read)
+            .await?
+            .iter()
             .map(|r| {
                 let state: Option<String> = get(r, "node_state")?;
-                Ok(NodeToEvaluate {
-                    node_id: get(r, "node_id")?,
+                Ok(EvaluationGroup {
+                    inventory_hash: get(r, "inventory_hash")?,
                     operating_system: get(r, "operating_system")?,
                     patch_group: get(r, "patch_group")?,
-                    inventory_hash: get(r, "inventory_hash")?,
+                    state_key: get(r, "state_key")?,
                     node_state: state.map(|s| parse_json(&s, "node_state")).transpose()?,
-                    scanned_at: get_opt_ts(r, "scanned_at")?,
+                    nodes: get(r, "nodes")?,
                 })
             })
             .collect()
-    }
-
-    /// The distinct (inventory, OS, product, patch group) of registered
-    /// nodes with facts, each with its nodes: compliance is computed once
-    /// per group and fanned out.
-    pub async fn inventory_groups(&self) -> Result<Vec<InventoryGroup>> {
-        let rows: Vec<(String, String, String, Option<String>, String)> = sqlx::query_as(
-            "SELECT n.inventory_hash, i.operating_system, i.product, n.patch_group, n.node_id \
-             FROM nodes n JOIN inventories i ON i.content_hash = n.inventory_hash \
-             WHERE n.deregistered_at IS NULL \
-             ORDER BY n.inventory_hash, i.operating_system, i.product, n.patch_group, n.node_id",
-        )
-        .fetch_all(&self.read)
-        .await?;
-        let mut groups: Vec<InventoryGroup> = Vec::new();
-        for (hash, os, product, pg, node) in rows {
-            match groups.last_mut() {
-                Some(g)
-                    if g.inventory_hash == hash
-                        && g.operating_system == os
-                        && g.product == product
-                        && g.patch_group == pg =>
-                {
-                    g.node_ids.push(node)
-                }
-                _ => groups.push(InventoryGroup {
-                    inventory_hash: hash,
-                    operating_system: os,
-                    product,
-                    patch_group: pg,
-                    node_ids: vec![node],
-                }),
-            }
-        }
-        Ok(groups)
     }
 
     async fn lock_active_node(
@@ -534,9 +484,31 @@ async fn insert_tag(
     Ok(())
 }
 
+/// The node's current evaluation group, from the audited change on
+/// (nothing when it has no facts yet).
+async fn record_membership(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    node_id: &str,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO node_memberships (node_id, at, seq, inventory_hash, operating_system, \
+         patch_group, state_key) SELECT node_id, $2, $3, inventory_hash, operating_system, \
+         COALESCE(patch_group, ''), state_key FROM nodes \
+         WHERE node_id = $1 AND inventory_hash IS NOT NULL",
+    )
+    .bind(node_id)
+    .bind(ms(now))
+    .bind(new_time_id(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 async fn refresh_patch_group(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     node_id: &str,
+    at: Timestamp,
 ) -> Result<()> {
     let tags: Vec<(String, String)> =
         sqlx::query_as("SELECT key, value FROM node_tags WHERE node_id = $1 AND key IN ($2, $3)")
@@ -545,10 +517,17 @@ async fn refresh_patch_group(
             .bind(PATCH_GROUP_TAGS[1])
             .fetch_all(&mut **tx)
             .await?;
-    sqlx::query("UPDATE nodes SET patch_group = $2 WHERE node_id = $1")
-        .bind(node_id)
-        .bind(patch_group_of(&tags))
-        .execute(&mut **tx)
-        .await?;
+    let changed = sqlx::query(
+        "UPDATE nodes SET patch_group = $2 WHERE node_id = $1 \
+         AND patch_group IS DISTINCT FROM $2",
+    )
+    .bind(node_id)
+    .bind(patch_group_of(&tags))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if changed > 0 {
+        record_membership(tx, node_id, at).await?;
+    }
     Ok(())
 }

@@ -64,22 +64,18 @@ CREATE TABLE nodes (
     patch_group TEXT,
     inventory_hash TEXT,
     node_state TEXT,
-    scanned_at BIGINT,
-    -- Copied from node_compliance in the transaction that writes it (NULL:
-    -- not evaluated yet), so the fleet summary is one index-only aggregate
-    -- over nodes, with no anti-join for the nodes not evaluated.
-    compliance_status TEXT,
-    overall_severity TEXT
+    -- `compliance::state_key` of the inventory and node_state: '' unless
+    -- the state can change a verdict. Part of the evaluation group.
+    state_key TEXT NOT NULL DEFAULT '',
+    scanned_at BIGINT
 );
-CREATE INDEX nodes_inventory ON nodes (inventory_hash) WHERE deregistered_at IS NULL;
+-- An evaluation group's nodes: the fan-out's join and the summary's
+-- index-only aggregate.
+CREATE INDEX nodes_evaluation_group
+    ON nodes (inventory_hash, operating_system, patch_group, state_key)
+    WHERE deregistered_at IS NULL;
 CREATE INDEX nodes_patch_group ON nodes (patch_group, node_id);
 CREATE INDEX nodes_os ON nodes (operating_system, node_id);
-CREATE INDEX nodes_summary ON nodes (compliance_status, overall_severity)
-    WHERE deregistered_at IS NULL;
-CREATE INDEX nodes_summary_pg ON nodes (patch_group, compliance_status, overall_severity)
-    WHERE deregistered_at IS NULL;
-CREATE INDEX nodes_summary_os ON nodes (operating_system, compliance_status, overall_severity)
-    WHERE deregistered_at IS NULL;
 
 CREATE TABLE node_tags (
     node_id TEXT NOT NULL,
@@ -155,15 +151,19 @@ CREATE TABLE evaluations (
     PRIMARY KEY (inventory_hash, baseline_id, baseline_version, eval_day, state_key)
 );
 
-CREATE TABLE node_compliance (
-    node_id TEXT PRIMARY KEY,
+-- The compliance of an evaluation group: every registered node with this
+-- inventory, OS, patch group and state key has it (DESIGN decision 2). A
+-- node's compliance is the row its own columns point at, so a baseline
+-- edit writes one row per group, not one per node.
+CREATE TABLE group_compliance (
+    inventory_hash TEXT NOT NULL,
+    operating_system TEXT NOT NULL,
+    -- '' for nodes without a patch group (a key column cannot be NULL).
+    patch_group TEXT NOT NULL,
+    state_key TEXT NOT NULL,
     baseline_id TEXT NOT NULL,
     baseline_version BIGINT NOT NULL,
-    patch_group TEXT,
-    operating_system TEXT NOT NULL,
-    inventory_hash TEXT NOT NULL,
     eval_day BIGINT NOT NULL,
-    state_key TEXT NOT NULL,
     evaluated_at BIGINT NOT NULL,
     compliance_status TEXT NOT NULL CHECK (compliance_status IN ('COMPLIANT', 'NON_COMPLIANT')),
     overall_severity TEXT NOT NULL,
@@ -178,19 +178,31 @@ CREATE TABLE node_compliance (
     critical_non_compliant BIGINT NOT NULL,
     security_non_compliant BIGINT NOT NULL,
     other_non_compliant BIGINT NOT NULL,
-    operation TEXT NOT NULL,
-    operation_start BIGINT,
-    operation_end BIGINT
+    PRIMARY KEY (inventory_hash, operating_system, patch_group, state_key)
 );
--- The paged lists by status / severity / patch group.
-CREATE INDEX node_compliance_status ON node_compliance (compliance_status, overall_severity, node_id);
-CREATE INDEX node_compliance_pg ON node_compliance (patch_group, compliance_status, overall_severity, node_id);
 
-CREATE TABLE compliance_timeline (
-    node_id TEXT NOT NULL,
+-- Each change of a group's summary.
+CREATE TABLE group_timeline (
+    inventory_hash TEXT NOT NULL,
+    operating_system TEXT NOT NULL,
+    patch_group TEXT NOT NULL,
+    state_key TEXT NOT NULL,
     at BIGINT NOT NULL,
     seq TEXT NOT NULL,
     summary TEXT NOT NULL,
+    PRIMARY KEY (inventory_hash, operating_system, patch_group, state_key, at, seq)
+);
+
+-- Each time a node joined a group (a report with another inventory or
+-- state key, a patch-group change): with group_timeline, its own timeline.
+CREATE TABLE node_memberships (
+    node_id TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    seq TEXT NOT NULL,
+    inventory_hash TEXT NOT NULL,
+    operating_system TEXT NOT NULL,
+    patch_group TEXT NOT NULL,
+    state_key TEXT NOT NULL,
     PRIMARY KEY (node_id, at, seq)
 );
 
