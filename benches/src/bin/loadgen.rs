@@ -249,27 +249,51 @@ async fn offer(url: &str, node: &SimNode, offer: &FactsOffer) -> Result<bool> {
     Ok(resp.json::<FactsOfferAck>().await?.known)
 }
 
-async fn upload(url: &str, node: &SimNode, facts: &NodeFacts, body: Vec<u8>) -> Result<()> {
-    let hash = facts.content_hash();
-    let o = FactsOffer {
-        content_hash: hash.clone(),
-        state: patchfleet_protocol::NodeState::of(facts),
-        scanned_at: Timestamp::now(),
-    };
-    if offer(url, node, &o).await? {
+/// A full report as the agent sends it: the offer of `upload.offer`'s hash
+/// (unknown), then the gzip body.
+async fn upload(url: &str, node: &SimNode, upload: &Upload) -> Result<()> {
+    let hash = &upload.offer.content_hash;
+    if offer(url, node, &upload.offer).await? {
         bail!("{hash}: expected an unknown hash");
     }
     let resp = node
         .client
         .put(format!("{url}/agent/v1/facts/{hash}"))
         .header("content-type", "application/json")
-        .body(body)
+        .header("content-encoding", "gzip")
+        .body(upload.gzip.clone())
         .send()
         .await?;
     if !resp.status().is_success() {
         bail!("upload: {} {}", resp.status(), resp.text().await?);
     }
     Ok(())
+}
+
+/// One report, prepared before the clock starts: the generator's own work
+/// (serialising, hashing, compressing) is not the server's.
+struct Upload {
+    offer: FactsOffer,
+    json_len: usize,
+    gzip: Vec<u8>,
+}
+
+impl Upload {
+    fn of(facts: &NodeFacts) -> Result<Upload> {
+        use std::io::Write;
+        let json = serde_json::to_vec(facts)?;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&json)?;
+        Ok(Upload {
+            offer: FactsOffer {
+                content_hash: facts.content_hash(),
+                state: patchfleet_protocol::NodeState::of(facts),
+                scanned_at: Timestamp::now(),
+            },
+            json_len: json.len(),
+            gzip: gz.finish()?,
+        })
+    }
 }
 
 /// Facts of node `i`: one of a few images, one version varied so that every
@@ -322,8 +346,7 @@ async fn agent(
 
     // Each node reports a known inventory once (the state it then repeats).
     let base = facts_of(0, &images);
-    let base_body = serde_json::to_vec(&base)?;
-    upload(&url, &nodes[0], &base, base_body).await?;
+    upload(&url, &nodes[0], &Upload::of(&base)?).await?;
     let known = FactsOffer {
         content_hash: base.content_hash(),
         state: patchfleet_protocol::NodeState::of(&base),
@@ -378,14 +401,11 @@ async fn agent(
     );
 
     // (b) Full uploads of distinct facts (bodies prepared beforehand).
-    let bodies: Vec<(NodeFacts, Vec<u8>)> = (1..=uploads)
-        .map(|i| {
-            let f = facts_of(i, &images);
-            let b = serde_json::to_vec(&f).expect("facts serialize");
-            (f, b)
-        })
-        .collect();
-    let bytes: usize = bodies.iter().map(|(_, b)| b.len()).sum();
+    let bodies: Vec<Upload> = (1..=uploads)
+        .map(|i| Upload::of(&facts_of(i, &images)))
+        .collect::<Result<_>>()?;
+    let bytes: usize = bodies.iter().map(|u| u.json_len).sum();
+    let gz_bytes: usize = bodies.iter().map(|u| u.gzip.len()).sum();
     let bodies = Arc::new(std::sync::Mutex::new(bodies));
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -396,11 +416,11 @@ async fn agent(
             let mut lat = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                let Some((f, b)) = bodies.lock().expect("lock").pop() else {
+                let Some(u) = bodies.lock().expect("lock").pop() else {
                     break;
                 };
                 let t = Instant::now();
-                upload(&url, &nodes[i % nodes.len()], &f, b).await?;
+                upload(&url, &nodes[i % nodes.len()], &u).await?;
                 lat.push(t.elapsed());
             }
             anyhow::Ok(lat)
@@ -413,8 +433,9 @@ async fn agent(
     let elapsed = started.elapsed();
     lat.sort();
     println!(
-        "full uploads (offer + PUT, 1,500 installed, {:.0} KiB JSON each): {uploads} in {elapsed:.2?} = {:.0}/s (p50 {:.2?}, p99 {:.2?})",
+        "full uploads (offer + PUT, 1,500 installed, {:.0} KiB JSON each, {:.0} KiB gzip): {uploads} in {elapsed:.2?} = {:.0}/s (p50 {:.2?}, p99 {:.2?})",
         bytes as f64 / uploads as f64 / 1024.0,
+        gz_bytes as f64 / uploads as f64 / 1024.0,
         uploads as f64 / elapsed.as_secs_f64(),
         percentile(&lat, 0.5),
         percentile(&lat, 0.99)

@@ -296,8 +296,15 @@ impl NodeFacts {
     /// same inventory gives the same hash on every machine, whatever order
     /// the agent listed things in.
     pub fn content_hash(&self) -> String {
+        Self::hash_of_canonical(&self.canonical_inventory())
+    }
+
+    /// The content hash of a [`Self::canonical_inventory`] already built
+    /// (a server storing the canonical form hashes it without building it
+    /// twice).
+    pub fn hash_of_canonical(canonical: &[u8]) -> String {
         use sha2::Digest;
-        let digest = sha2::Sha256::digest(self.canonical_inventory());
+        let digest = sha2::Sha256::digest(canonical);
         let mut out = String::with_capacity(7 + 64);
         out.push_str("sha256:");
         for byte in digest {

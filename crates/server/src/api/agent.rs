@@ -119,7 +119,7 @@ async fn upload(
         state: NodeState::of(&facts),
         scanned_at: Timestamp::now(),
     };
-    nodes::upload_facts(&svc, &node, &hash, &facts, &offer).await?;
+    nodes::upload_facts(&svc, &node, &hash, facts, &offer).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -9,7 +9,7 @@ use crate::auth::Action;
 use crate::compliance::{EvalKey, Summary, day_of, evaluate_prepared, node_facts};
 use crate::store::{
     ComplianceFilter, Evaluation, EvaluationGroup, EvaluationKey, FanOut, Node, NodeFilter,
-    PatchCounts, SummaryGroupBy,
+    PackedEvaluation, PatchCounts, SummaryGroupBy,
 };
 use jiff::Timestamp;
 use patchfleet_core::baseline::Baseline;
@@ -300,19 +300,23 @@ async fn evaluate_all(
     }
     drop(done_tx);
     let mut results = Vec::new();
+    let mut batch = Vec::new();
     while let Some(r) = done_rx.recv().await {
         match r {
-            Ok((key, evaluation)) => {
-                svc.store.put_evaluation(&evaluation).await?;
+            Ok((key, summary, packed)) => {
                 out.evaluations_computed += 1;
-                let summary =
-                    serde_json::from_value(evaluation.summary).map_err(ApiError::internal)?;
                 results.push((key, summary));
+                batch.push(packed);
+                if batch.len() >= 64 {
+                    svc.store.put_evaluations(&batch).await?;
+                    batch.clear();
+                }
             }
             // One bad inventory must not stop the fleet's re-computation.
             Err(e) => tracing::error!("{e}"),
         }
     }
+    svc.store.put_evaluations(&batch).await?;
     Ok(results)
 }
 
@@ -322,7 +326,7 @@ fn evaluate_one(
     inventory: &CachedInventory,
     baseline: &CompiledBaseline,
     now: Timestamp,
-) -> Result<(EvalKey, Evaluation), String> {
+) -> Result<(EvalKey, Summary, PackedEvaluation), String> {
     let state: NodeState = group
         .node_state
         .clone()
@@ -343,7 +347,8 @@ fn evaluate_one(
         patches_json: serde_json::to_vec(&evaluated.report).map_err(|e| e.to_string())?,
         created_at: now,
     };
-    Ok((key, evaluation))
+    let packed = evaluation.pack().map_err(|e| e.to_string())?;
+    Ok((key, evaluated.summary, packed))
 }
 
 pub(crate) async fn nodes_with_facts(
@@ -392,17 +397,20 @@ pub(crate) async fn cached_inventory(
 pub(crate) async fn load_inventory(svc: &Services, hash: &str) -> ApiResult<NodeFacts> {
     let inv = svc.store.get_inventory(hash).await?;
     let text = String::from_utf8(inv.facts_json).map_err(ApiError::internal)?;
-    let mut facts = NodeFacts::from_json(&text).map_err(ApiError::internal)?;
+    let facts = NodeFacts::from_json(&text).map_err(ApiError::internal)?;
+    with_first_seen(svc, facts).await
+}
+
+/// A stored inventory's facts as a verdict reads them: for APT, with the
+/// fleet's first sighting of each available version (approval delays).
+pub(crate) async fn with_first_seen(svc: &Services, mut facts: NodeFacts) -> ApiResult<NodeFacts> {
     if facts.os.operating_system.family() == Family::Apt {
-        let seen = svc.store.inventory_first_seen(hash).await?;
-        for a in &mut facts.available {
-            let k = crate::store::PackageVersion {
-                name: a.name.clone(),
-                arch: a.arch.clone(),
-                version: a.version.clone(),
-            };
+        let versions: Vec<crate::store::PackageVersion> =
+            facts.available.iter().map(Into::into).collect();
+        let seen = svc.store.first_seen(&versions).await?;
+        for (a, k) in facts.available.iter_mut().zip(&versions) {
             if a.first_seen.is_none() {
-                a.first_seen = seen.get(&k).copied();
+                a.first_seen = seen.get(k).copied();
             }
         }
     }

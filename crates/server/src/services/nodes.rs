@@ -155,22 +155,40 @@ pub async fn upload_facts(
     svc: &Services,
     node_id: &str,
     hash: &str,
-    facts: &NodeFacts,
+    facts: NodeFacts,
     offer: &FactsOffer,
 ) -> ApiResult<()> {
-    let actual = facts.content_hash();
+    let canonical = facts.canonical_inventory();
+    let actual = NodeFacts::hash_of_canonical(&canonical);
     if actual != hash {
         return Err(ApiError::invalid(
             "content_hash",
             format!("the facts hash to {actual}, not {hash}"),
         ));
     }
-    patchfleet_core::inventory::Inventory::prepare(facts)
+    let new = NewInventory::from_canonical(&facts, canonical);
+    // The inventory as a re-computation reads it, prepared with this node's
+    // state: the check that it can be evaluated, and what the verdict below
+    // reuses instead of reading it back.
+    let inventory = fleet::CachedInventory::new(NodeFacts {
+        boot_time: None,
+        reboot_state: None,
+        running_kernel: None,
+        reboot_required: Vec::new(),
+        ..facts
+    });
+    let state_key = crate::compliance::state_key(&inventory.facts, &offer.state);
+    inventory
+        .prepared(&state_key, &offer.state)
         .map_err(|e| ApiError::invalid("facts", format!("the facts cannot be evaluated: {e}")))?;
     let audit = Audit::new(format!("node:{node_id}"), "PutInventory").object(hash);
     svc.store
-        .put_inventory(&NewInventory::from_facts(facts), Timestamp::now(), &audit)
+        .put_inventory(&new, Timestamp::now(), &audit)
         .await?;
+    // APT verdicts read the fleet's first sightings, known only now.
+    if inventory.facts.os.operating_system.family() != patchfleet_core::os::Family::Apt {
+        svc.inventories.insert(hash, std::sync::Arc::new(inventory));
+    }
     point_at(svc, node_id, hash, offer).await
 }
 

@@ -185,23 +185,45 @@ impl Store {
     /// A cache: the first writer wins (the same key computes the same
     /// result), so concurrent replicas need no coordination. Not audited.
     pub async fn put_evaluation(&self, e: &Evaluation) -> Result<bool> {
-        let n = sqlx::query(
-            "INSERT INTO evaluations (inventory_hash, baseline_id, baseline_version, eval_day, \
-             state_key, summary, patches, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (inventory_hash, baseline_id, baseline_version, eval_day, state_key) DO NOTHING",
-        )
-        .bind(&e.key.inventory_hash)
-        .bind(&e.key.baseline_id)
-        .bind(e.key.baseline_version)
-        .bind(e.key.eval_day)
-        .bind(&e.key.state_key)
-        .bind(to_json(&e.summary)?)
-        .bind(gzip(&e.patches_json)?)
-        .bind(ms(e.created_at))
-        .execute(&self.write)
-        .await?
-        .rows_affected();
-        Ok(n == 1)
+        Ok(self.put_evaluations(&[e.pack()?]).await? == 1)
+    }
+
+    /// [`Self::put_evaluation`] for many, in one transaction of multi-row
+    /// inserts; returns how many were new.
+    pub async fn put_evaluations(&self, es: &[PackedEvaluation]) -> Result<u64> {
+        // 8 parameters a row: far below both databases' bind limits.
+        const ROWS: usize = 64;
+        let mut tx = self.write.begin().await?;
+        let mut new = 0;
+        for chunk in es.chunks(ROWS) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|r| {
+                    let p: Vec<String> = (1..=8).map(|c| format!("${}", r * 8 + c)).collect();
+                    format!("({})", p.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO evaluations (inventory_hash, baseline_id, baseline_version, eval_day, \
+                 state_key, summary, patches, created_at) VALUES {} ON CONFLICT (inventory_hash, \
+                 baseline_id, baseline_version, eval_day, state_key) DO NOTHING",
+                rows.join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for e in chunk {
+                q = q
+                    .bind(e.key.inventory_hash.clone())
+                    .bind(e.key.baseline_id.clone())
+                    .bind(e.key.baseline_version)
+                    .bind(e.key.eval_day)
+                    .bind(e.key.state_key.clone())
+                    .bind(e.summary_json.clone())
+                    .bind(e.patches_gz.clone())
+                    .bind(ms(e.created_at));
+            }
+            new += q.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(new)
     }
 }
 

@@ -260,6 +260,16 @@ pub struct PackageVersion {
     pub version: String,
 }
 
+impl From<&patchfleet_core::facts::AvailablePackage> for PackageVersion {
+    fn from(a: &patchfleet_core::facts::AvailablePackage) -> PackageVersion {
+        PackageVersion {
+            name: a.name.clone(),
+            arch: a.arch.clone(),
+            version: a.version.clone(),
+        }
+    }
+}
+
 /// A distinct inventory to store.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewInventory {
@@ -274,24 +284,25 @@ pub struct NewInventory {
 
 impl NewInventory {
     pub fn from_facts(facts: &patchfleet_core::facts::NodeFacts) -> NewInventory {
+        let canonical = facts.canonical_inventory();
+        Self::from_canonical(facts, canonical)
+    }
+
+    /// With the canonical form already built (`facts.canonical_inventory()`).
+    pub fn from_canonical(
+        facts: &patchfleet_core::facts::NodeFacts,
+        canonical: Vec<u8>,
+    ) -> NewInventory {
         let operating_system = serde_json::to_value(facts.os.operating_system)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
         NewInventory {
-            content_hash: facts.content_hash(),
+            content_hash: patchfleet_core::facts::NodeFacts::hash_of_canonical(&canonical),
             operating_system,
             product: facts.os.product.clone(),
-            facts_json: facts.canonical_inventory(),
-            available: facts
-                .available
-                .iter()
-                .map(|a| PackageVersion {
-                    name: a.name.clone(),
-                    arch: a.arch.clone(),
-                    version: a.version.clone(),
-                })
-                .collect(),
+            facts_json: canonical,
+            available: facts.available.iter().map(PackageVersion::from).collect(),
         }
     }
 }
@@ -352,6 +363,27 @@ pub struct Evaluation {
     /// The per-patch records as JSON, decompressed.
     pub patches_json: Vec<u8>,
     pub created_at: Timestamp,
+}
+
+/// An [`Evaluation`] in its stored form: packed where it was computed (a
+/// worker thread), so the writer only binds bytes.
+#[derive(Clone, Debug)]
+pub struct PackedEvaluation {
+    pub key: EvaluationKey,
+    pub summary_json: String,
+    pub patches_gz: Vec<u8>,
+    pub created_at: Timestamp,
+}
+
+impl Evaluation {
+    pub fn pack(&self) -> super::Result<PackedEvaluation> {
+        Ok(PackedEvaluation {
+            key: self.key.clone(),
+            summary_json: super::to_json(&self.summary)?,
+            patches_gz: super::gzip(&self.patches_json)?,
+            created_at: self.created_at,
+        })
+    }
 }
 
 /// The counts of SSM's InstancePatchState.
