@@ -104,6 +104,8 @@ pub async fn start(config: Config) -> Result<Running> {
     let (stop, mut stopped) = watch::channel(false);
     let bg = services.clone();
     let mut bg_stop = stop.subscribe();
+    let listener_task = (services.store.backend() == crate::store::Backend::Postgres)
+        .then(|| tokio::spawn(crate::services::wake::listen(url.clone(), services.clone())));
     let task = tokio::spawn(async move {
         let daily = tokio::spawn(async move {
             tokio::select! {
@@ -116,6 +118,9 @@ pub async fn start(config: Config) -> Result<Running> {
         })
         .await;
         daily.abort();
+        if let Some(l) = listener_task {
+            l.abort();
+        }
     });
     Ok(Running {
         addr,

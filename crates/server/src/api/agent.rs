@@ -5,7 +5,7 @@
 use super::body::{JsonBody, parse};
 use super::error::{ApiError, ApiResult};
 use crate::serve::Peer;
-use crate::services::{Services, nodes};
+use crate::services::{Services, nodes, work};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
@@ -130,31 +130,23 @@ struct WorkQuery {
     wait: Option<u64>,
 }
 
-/// Long poll: returns at once when work is queued for the node, else when
-/// some arrives (this replica wakes the poll; work queued on another
-/// replica is seen within a second), else empty after `wait` seconds.
+/// Long poll: at once when work is queued for the node, else when some
+/// arrives (on any replica), else empty after `wait` seconds (at most 60).
 async fn work(
     State(svc): State<Services>,
     AgentNode(node): AgentNode,
     Query(q): Query<WorkQuery>,
 ) -> ApiResult<Json<WorkResponse>> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.unwrap_or(0).min(60));
-    let notify = svc.wake.handle(&node);
-    loop {
-        let items = svc.store.take_work(&node, Timestamp::now()).await?;
-        if !items.is_empty() || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(WorkResponse {
-                items: items
-                    .into_iter()
-                    .map(|w| WorkItem {
-                        id: w.id,
-                        kind: w.kind,
-                        parameters: w.parameters,
-                    })
-                    .collect(),
-            }));
-        }
-        let tick = (tokio::time::Instant::now() + Duration::from_secs(1)).min(deadline);
-        let _ = tokio::time::timeout_at(tick, notify.notified()).await;
-    }
+    let wait = Duration::from_secs(q.wait.unwrap_or(0).min(60));
+    let items = work::poll(&svc, &node, wait).await?;
+    Ok(Json(WorkResponse {
+        items: items
+            .into_iter()
+            .map(|w| WorkItem {
+                id: w.id,
+                kind: w.kind,
+                parameters: w.parameters,
+            })
+            .collect(),
+    }))
 }

@@ -4,14 +4,13 @@ use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
 use super::v1::items;
 use crate::auth::Action;
-use crate::services::{Caller, Services, fleet, nodes};
+use crate::services::{Caller, Services, fleet, nodes, work};
 use crate::store::{Audit, ComplianceFilter};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use jiff::Timestamp;
 use patchfleet_protocol::CAPABILITY_SCAN;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -270,11 +269,7 @@ async fn scan(
             continue;
         }
         let audit = Audit::new(caller.actor.clone(), "RequestScan").object(&node);
-        let id = svc
-            .store
-            .enqueue_work(&node, CAPABILITY_SCAN, &json!({}), Timestamp::now(), &audit)
-            .await?;
-        svc.wake.wake(&node);
+        let id = work::queue(&svc, &node, CAPABILITY_SCAN, &json!({}), &audit).await?;
         queued.push(json!({"node_id": node, "work_id": id}));
     }
     Ok(items(queued))

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod nodes;
 pub mod preview;
 pub mod wake;
+pub mod work;
 
 use crate::api::error::ApiError;
 use crate::auth::{Action, Role, ServerKey};
