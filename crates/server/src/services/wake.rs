@@ -98,12 +98,10 @@ pub async fn listen(database_url: String, svc: super::Services) {
         backoff = Duration::from_millis(250);
         // Whatever was sent while this replica was not listening.
         wake.wake_all();
-        loop {
-            match listener.try_recv().await {
-                Ok(Some(n)) => wake.wake(n.payload()),
-                // The connection was lost: reconnect, then wake everyone.
-                Ok(None) | Err(_) => break,
-            }
+        // Until the connection is lost (`Ok(None)` or an error): then
+        // reconnect, and wake everyone.
+        while let Ok(Some(n)) = listener.try_recv().await {
+            wake.wake(n.payload());
         }
     }
 }
