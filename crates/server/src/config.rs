@@ -30,6 +30,24 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Largest facts upload, after decompression (bytes).
     pub max_facts_bytes: usize,
+    /// Where full command output and `s3://` documents live.
+    pub objects: ObjectsConfig,
+    /// A delivered invocation the agent has not acknowledged is sent again
+    /// after this many seconds (the answer may have been lost).
+    pub command_resend_seconds: u64,
+}
+
+/// `[objects]`: a local directory (default `<data_dir>/objects`) or an
+/// S3-compatible bucket (credentials from `AWS_ACCESS_KEY_ID` and
+/// `AWS_SECRET_ACCESS_KEY`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectsConfig {
+    /// `file:///DIR` or `s3://BUCKET[/PREFIX]`.
+    pub url: Option<String>,
+    /// An S3-compatible service's endpoint (MinIO, Ceph, …).
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -54,6 +72,8 @@ impl Default for Config {
             missed_heartbeats: 3,
             max_body_bytes: 1 << 20,
             max_facts_bytes: 256 << 20,
+            objects: ObjectsConfig::default(),
+            command_resend_seconds: 30,
         }
     }
 }

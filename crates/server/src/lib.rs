@@ -9,6 +9,7 @@ pub mod compliance;
 pub mod config;
 pub mod diff;
 pub mod ids;
+pub mod objects;
 pub mod serve;
 pub mod server;
 pub mod services;

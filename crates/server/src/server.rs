@@ -83,6 +83,8 @@ pub async fn start(config: Config) -> Result<Running> {
     } else {
         Some(pki.server_config().map_err(|e| anyhow!("{e}"))?)
     };
+    let objects = crate::objects::Objects::open(&config.objects, &config.data_dir)
+        .map_err(|e| anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -96,6 +98,8 @@ pub async fn start(config: Config) -> Result<Running> {
         config,
         wake: Default::default(),
         inventories: Default::default(),
+        objects,
+        rollout_wake: Default::default(),
     }));
     let bootstrap_key = keys::bootstrap(&services)
         .await
@@ -107,6 +111,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let listener_task = (services.store.backend() == crate::store::Backend::Postgres)
         .then(|| tokio::spawn(crate::services::wake::listen(url.clone(), services.clone())));
     let task = tokio::spawn(async move {
+        let rollouts = tokio::spawn(crate::services::commands::rollout_loop(bg.clone()));
         let daily = tokio::spawn(async move {
             tokio::select! {
                 () = new_day_loop(bg) => {}
@@ -118,6 +123,7 @@ pub async fn start(config: Config) -> Result<Running> {
         })
         .await;
         daily.abort();
+        rollouts.abort();
         if let Some(l) = listener_task {
             l.abort();
         }

@@ -1,7 +1,7 @@
 //! Two server replicas on one PostgreSQL database (DESIGN decision 4): the
 //! same CA and keys, nothing in memory the other needs. A node registers on
 //! replica A, its agent polls replica B for work, an operator asks for a
-//! scan on A: B delivers the work item at once (A's NOTIFY wakes B's poll),
+//! Scan command on A: B delivers the invocation at once (A's NOTIFY wakes B's poll),
 //! and exactly once. Both replicas see the same nodes, keys and audit log.
 
 use patchfleet_protocol::{
@@ -123,8 +123,8 @@ async fn two_replicas_share_one_database() {
             (key, reg)
         }
     };
-    let (key, reg) = register(vec!["scan".into()], "node-1").await;
-    // An agent that announced no capability is never sent a scan.
+    let (key, reg) = register(vec!["scan".into(), "run-patch-baseline".into()], "node-1").await;
+    // An agent that announced no capability is never sent a command.
     let (_, mute) = register(Vec::new(), "node-2").await;
     let identity = reqwest::Identity::from_pem(
         format!("{}{}", reg.certificate_pem, key.serialize_pem()).as_bytes(),
@@ -165,20 +165,16 @@ async fn two_replicas_share_one_database() {
         .json()
         .await
         .unwrap();
-    let work_id = queued["items"][0]["work_id"].as_str().unwrap().to_string();
-    assert!(queued["items"][1]["work_id"].is_null(), "{queued}");
-    assert!(
-        queued["items"][1]["skipped"]
-            .as_str()
-            .unwrap()
-            .contains("'scan'"),
-        "{queued}"
-    );
+    // A Scan command: one invocation per node, the mute one undeliverable.
+    assert_eq!(queued["target_count"], 2, "{queued}");
+    let command_id = queued["command_id"].as_str().unwrap().to_string();
+    let work_id = format!("{command_id}.{}", reg.node_id);
     let (work, received) = poll.await.unwrap();
     let took = received - asked;
     assert_eq!(work.items.len(), 1, "{work:?}");
     assert_eq!(work.items[0].id, work_id);
-    assert_eq!(work.items[0].kind, "scan");
+    assert_eq!(work.items[0].kind, "run-patch-baseline");
+    assert_eq!(work.items[0].parameters["document"]["operation"], "Scan");
     // Woken by A's notification, not by B's slow re-read of the store.
     assert!(
         took < Duration::from_secs(2),
@@ -194,6 +190,25 @@ async fn two_replicas_share_one_database() {
         .await
         .unwrap();
     assert!(again.items.is_empty(), "{again:?}");
+    let invocations: serde_json::Value = http
+        .get(format!(
+            "{}/api/v1/commands/{command_id}/invocations",
+            b.url()
+        ))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mute_state = invocations["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["node_id"] == mute.node_id.as_str())
+        .map(|i| i["status_details"].clone());
+    assert_eq!(mute_state, Some("Undeliverable".into()), "{invocations}");
 
     // Deregistered on B: refused on A at once.
     let s = http

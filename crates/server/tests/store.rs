@@ -3,6 +3,8 @@
 //! PATCHFLEET_TEST_POSTGRES_URL; `./scripts/test` or `scripts/pg start`
 //! provides one). A missing PostgreSQL fails the PostgreSQL tests.
 
+mod support;
+
 use jiff::{SignedDuration, Timestamp};
 use patchfleet_server::store::*;
 use serde_json::json;
@@ -10,8 +12,6 @@ use sqlx::Connection;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const PG_ENV: &str = "PATCHFLEET_TEST_POSTGRES_URL";
 
 struct Db {
     store: Store,
@@ -24,13 +24,9 @@ enum Cleanup {
     Database { admin_url: String, name: String },
 }
 
-fn suffix() -> String {
-    format!("{:016x}", rand::random::<u64>())
-}
-
 impl Db {
     async fn sqlite() -> Db {
-        let dir = std::env::temp_dir().join(format!("patchfleet-store-{}", suffix()));
+        let dir = std::env::temp_dir().join(format!("patchfleet-store-{}", support::suffix()));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}", dir.join("store.db").display());
         let store = Store::open(&url).await.unwrap();
@@ -42,24 +38,7 @@ impl Db {
     }
 
     async fn postgres() -> Db {
-        let admin_url = std::env::var(PG_ENV).unwrap_or_else(|_| {
-            panic!(
-                "{PG_ENV} is not set: the store tests need a PostgreSQL server. Run ./scripts/test, \
-                 or `eval \"$(scripts/pg start)\"` before cargo test (and `scripts/pg stop \
-                 \"$PATCHFLEET_PG_DIR\"` after)"
-            )
-        });
-        let name = format!("pf_test_{}", suffix());
-        let mut admin = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to {PG_ENV}: {e}"));
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        let base = admin_url.split('?').next().unwrap();
-        let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+        let (admin_url, name, url) = support::create_pg_database().await;
         let store = Store::open(&url).await.unwrap();
         Db {
             store,
@@ -75,13 +54,7 @@ impl Db {
                 let _ = std::fs::remove_dir_all(d);
             }
             Cleanup::Database { admin_url, name } => {
-                let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut admin)
-                .await
-                .unwrap();
+                support::drop_pg_database(&admin_url, &name).await;
             }
         }
     }

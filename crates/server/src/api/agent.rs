@@ -5,7 +5,7 @@
 use super::body::{JsonBody, parse};
 use super::error::{ApiError, ApiResult};
 use crate::serve::Peer;
-use crate::services::{Services, nodes, work};
+use crate::services::{Services, commands, nodes, work};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
@@ -16,8 +16,8 @@ use axum::routing::{get, post, put};
 use jiff::Timestamp;
 use patchfleet_core::facts::NodeFacts;
 use patchfleet_protocol::{
-    FactsOffer, FactsOfferAck, Heartbeat, HeartbeatAck, NodeState, RegisterRequest,
-    RegisterResponse, WorkItem, WorkResponse,
+    FactsOffer, FactsOfferAck, Heartbeat, HeartbeatAck, InvocationReport, InvocationReportAck,
+    NodeState, RegisterRequest, RegisterResponse, WorkItem, WorkResponse,
 };
 use serde::Deserialize;
 use std::io::Read;
@@ -32,6 +32,14 @@ pub fn router(svc: &Services) -> Router<Services> {
         .route("/facts/offer", post(offer))
         .route("/work", get(work))
         .layer(DefaultBodyLimit::max(body_limit))
+        .merge(
+            // A result carries the step's whole stdout and stderr.
+            Router::new()
+                .route("/invocations/{invocation_id}", post(report_invocation))
+                .layer(DefaultBodyLimit::max(
+                    body_limit.max(4 * patchfleet_protocol::MAX_OUTPUT_BYTES),
+                )),
+        )
         .merge(
             Router::new()
                 .route("/facts/{hash}", put(upload))
@@ -149,4 +157,17 @@ async fn work(
             })
             .collect(),
     }))
+}
+
+/// An invocation's progress or result (the first `InProgress` is the
+/// acknowledgement); `accepted: false` tells the agent to stop it.
+async fn report_invocation(
+    State(svc): State<Services>,
+    AgentNode(node): AgentNode,
+    Path(invocation_id): Path<String>,
+    JsonBody(report): JsonBody<InvocationReport>,
+) -> ApiResult<Json<InvocationReportAck>> {
+    Ok(Json(
+        commands::report(&svc, &node, &invocation_id, &report).await?,
+    ))
 }

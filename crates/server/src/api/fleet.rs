@@ -4,14 +4,13 @@ use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
 use super::v1::items;
 use crate::auth::Action;
-use crate::services::{Caller, Services, fleet, nodes, work};
-use crate::store::{Audit, ComplianceFilter};
+use crate::services::{Caller, Services, fleet, nodes};
+use crate::store::ComplianceFilter;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use patchfleet_protocol::CAPABILITY_SCAN;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -26,7 +25,6 @@ pub fn router() -> Router<Services> {
         .route("/nodes/{id}/deregister", post(deregister_node))
         .route("/compliance/summary", get(summary))
         .route("/compliance/nodes", get(compliance_nodes))
-        .route("/compliance/scan", post(scan))
 }
 
 #[derive(Deserialize, Default)]
@@ -228,49 +226,4 @@ async fn compliance_nodes(
     )
     .await?;
     Ok(Json(json!({"items": items, "next": next})))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ScanRequest {
-    /// Node ids; empty: every registered node.
-    #[serde(default)]
-    node_ids: Vec<String>,
-}
-
-/// Asks nodes to scan now (a `scan` work item each); returns the items.
-async fn scan(
-    State(svc): State<Services>,
-    caller: Caller,
-    JsonBody(req): JsonBody<ScanRequest>,
-) -> ApiResult<Json<Value>> {
-    caller.require(Action::SendCommands)?;
-    let targets: Vec<String> = if req.node_ids.is_empty() {
-        let (all, _) = nodes::list(
-            &svc,
-            &caller,
-            nodes::ListNodes {
-                limit: Some(1000),
-                ..Default::default()
-            },
-        )
-        .await?;
-        all.into_iter().map(|n| n.node_id).collect()
-    } else {
-        req.node_ids
-    };
-    let mut queued = Vec::new();
-    for node in targets {
-        // Never send an agent work it did not announce it can do.
-        let record = svc.store.get_node(&node).await?;
-        if !record.capabilities.iter().any(|c| c == CAPABILITY_SCAN) {
-            queued.push(json!({"node_id": node,
-                "skipped": format!("the agent did not announce the '{CAPABILITY_SCAN}' capability")}));
-            continue;
-        }
-        let audit = Audit::new(caller.actor.clone(), "RequestScan").object(&node);
-        let id = work::queue(&svc, &node, CAPABILITY_SCAN, &json!({}), &audit).await?;
-        queued.push(json!({"node_id": node, "work_id": id}));
-    }
-    Ok(items(queued))
 }

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod body;
+pub mod commands;
 pub mod error;
 pub mod fleet;
 pub mod openapi;

@@ -51,6 +51,7 @@ pub fn router() -> Router<Services> {
         .route("/audit", get(audit))
         .route("/openapi.json", get(super::openapi::handler))
         .merge(super::fleet::router())
+        .merge(super::commands::router())
 }
 
 pub fn items<T: Serialize>(items: Vec<T>) -> Json<Value> {

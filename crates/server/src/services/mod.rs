@@ -4,6 +4,7 @@
 
 pub mod activations;
 pub mod baselines;
+pub mod commands;
 pub mod fleet;
 pub mod keys;
 pub mod nodes;
@@ -31,6 +32,11 @@ pub struct Inner {
     /// Parsed inventories by content hash (an inventory never changes):
     /// only a cache of this replica, nothing another one needs.
     pub inventories: fleet::InventoryCache,
+    /// Full command output and `s3://` documents.
+    pub objects: crate::objects::Objects,
+    /// Wakes this replica's rollout loop after an agent's report (other
+    /// replicas' reports reach it through the store within a tick).
+    pub rollout_wake: tokio::sync::Notify,
 }
 
 impl std::ops::Deref for Services {

@@ -1,8 +1,9 @@
-//! Work for agents: queued durably, delivered through a long poll that
+//! Work for agents: queued durably (work items, and the invocations a
+//! command's rollout dispatched), delivered through a long poll that
 //! answers at once when there is some and is woken (on any replica) when
 //! some arrives.
 
-use super::{Services, wake};
+use super::{Services, commands, wake};
 use crate::api::error::ApiResult;
 use crate::store::{Audit, WorkItemRecord};
 use jiff::Timestamp;
@@ -35,11 +36,16 @@ pub async fn poll(svc: &Services, node_id: &str, wait: Duration) -> ApiResult<Ve
             let woken = notify.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
+            let now = Timestamp::now();
+            let mut items = Vec::new();
             if svc.store.has_work(node_id).await? {
-                let items = svc.store.take_work(node_id, Timestamp::now()).await?;
-                if !items.is_empty() {
-                    return Ok(items);
-                }
+                items = svc.store.take_work(node_id, now).await?;
+            }
+            if commands::has_deliveries(svc, node_id, now).await? {
+                items.extend(commands::deliveries(svc, node_id, now).await?);
+            }
+            if !items.is_empty() {
+                return Ok(items);
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {

@@ -53,6 +53,7 @@
 
 mod audit;
 mod catalog;
+mod commands;
 mod compliance;
 mod inventory;
 pub mod model;
@@ -126,10 +127,16 @@ impl Migration {
 }
 
 /// Embedded, applied in order at open; never edit a released one, add one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("migrations/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("migrations/0002_commands.sql"),
+    },
+];
 
 /// Any replica may open the store at the same time as another: migrations
 /// run under this advisory lock on PostgreSQL (key: "patchfleet").

@@ -466,3 +466,161 @@ pub struct WorkItemRecord {
     pub completed_at: Option<Timestamp>,
     pub result: Option<Value>,
 }
+
+// --- Run Command ----------------------------------------------------------
+
+/// A target the command resolved to, with the invocation's first state
+/// (`Pending`, or a terminal one decided at send time).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedTarget {
+    pub node_id: String,
+    pub computer_name: String,
+    pub status: String,
+    pub status_details: String,
+}
+
+/// What SendCommand fixed: never changes once stored.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CommandSpec {
+    pub command_id: String,
+    pub document_name: String,
+    pub document: Value,
+    pub targets: Value,
+    pub comment: String,
+    pub timeout_seconds: i64,
+    pub max_concurrency: String,
+    pub max_errors: String,
+    pub output_bucket: String,
+    pub output_prefix: String,
+    pub install_override: Option<Value>,
+    pub baseline_override: Option<Value>,
+    pub requested_by: String,
+    pub requested_at: Timestamp,
+    pub delivery_deadline: Timestamp,
+    pub expires_after: Timestamp,
+}
+
+/// The rollout's state of a command: what each step rewrites.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CommandProgress {
+    pub status: String,
+    pub status_details: String,
+    pub completed_count: i64,
+    pub error_count: i64,
+    pub delivery_timed_out_count: i64,
+    pub finished_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewCommand {
+    pub spec: CommandSpec,
+    pub progress: CommandProgress,
+    /// In dispatch order.
+    pub targets_resolved: Vec<ResolvedTarget>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CommandRecord {
+    #[serde(flatten)]
+    pub spec: CommandSpec,
+    #[serde(flatten)]
+    pub progress: CommandProgress,
+    pub cancel_requested: bool,
+    pub target_count: i64,
+    pub wake_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InvocationRecord {
+    pub command_id: String,
+    pub node_id: String,
+    pub invocation_id: String,
+    pub position: i64,
+    pub computer_name: String,
+    pub status: String,
+    pub status_details: String,
+    pub dispatched: bool,
+    pub dispatched_at: Option<Timestamp>,
+    pub delivered_at: Option<Timestamp>,
+    pub deliveries: i64,
+    pub baseline_id: Option<String>,
+    pub baseline_version: Option<i64>,
+    pub acknowledged_at: Option<Timestamp>,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub response_code: i64,
+    pub stdout: String,
+    pub stderr: String,
+    pub output: String,
+    pub output_key: Option<String>,
+    pub reboots: i64,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CommandFilter {
+    pub command_id: Option<String>,
+    pub node_id: Option<String>,
+    pub status: Option<String>,
+    pub document_name: Option<String>,
+    pub requested_after: Option<Timestamp>,
+    pub requested_before: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct InvocationFilter {
+    pub command_id: Option<String>,
+    pub node_id: Option<String>,
+    pub status: Option<String>,
+}
+
+/// One invocation as a rollout step sees it, in dispatch order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RolloutSlot {
+    pub node_id: String,
+    pub details: String,
+    pub dispatched: bool,
+    pub ended_at: Option<Timestamp>,
+    /// What the node's agent announced (empty when it is gone).
+    pub capabilities: Vec<String>,
+    /// Still registered.
+    pub registered: bool,
+}
+
+/// What a rollout step changes (positions index the invocations).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RolloutChange {
+    pub dispatch: Vec<usize>,
+    /// (position, Status, StatusDetails)
+    pub states: Vec<(usize, String, String)>,
+    /// Invocations whose agent is told to stop (a `cancel` work item).
+    pub cancel_work: Vec<usize>,
+    /// `finished_at` set: the command ended (at the step's instant unless
+    /// it had ended before).
+    pub progress: CommandProgress,
+    pub wake_at: Timestamp,
+    pub cancel_requested: bool,
+}
+
+/// What an agent's report changes in its invocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvocationUpdate {
+    pub status: String,
+    pub status_details: String,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub response_code: i64,
+    pub stdout: String,
+    pub stderr: String,
+    pub output: String,
+    pub output_key: Option<String>,
+    pub reboots: i64,
+}
+
+/// A registered node as targets see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetableNode {
+    pub node_id: String,
+    pub computer_name: String,
+    pub tags: std::collections::HashMap<String, String>,
+}

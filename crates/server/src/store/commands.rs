@@ -1,0 +1,687 @@
+//! Run Command: commands, their invocations, delivery to agents, and the
+//! transaction in which a rollout step is decided and recorded.
+//!
+//! The decisions are `core::command`'s, made by the services inside
+//! [`Store::with_rollout`]: the store reads a command and its invocations
+//! under a lock (a row lock on PostgreSQL, the one writer on SQLite), hands
+//! them to the caller's pure function, and writes what it returns in the
+//! same transaction. Two replicas can therefore never both start the same
+//! invocation, nor compute a command's status from different states.
+
+use super::audit::{self, Sql, page};
+use super::*;
+use std::collections::HashMap;
+
+const COMMAND_COLS: &str = "command_id, document_name, document, targets, comment, \
+     timeout_seconds, max_concurrency, max_errors, output_bucket, output_prefix, \
+     install_override, baseline_override, requested_by, requested_at, delivery_deadline, \
+     expires_after, cancel_requested, status, status_details, target_count, completed_count, \
+     error_count, delivery_timed_out_count, wake_at, finished_at";
+
+const INVOCATION_COLS: &str = "command_id, node_id, invocation_id, position, computer_name, \
+     status, status_details, dispatched, dispatched_at, delivered_at, deliveries, baseline_id, \
+     baseline_version, acknowledged_at, started_at, ended_at, response_code, stdout, stderr, \
+     output, output_key, reboots, updated_at";
+
+fn opt_json(r: &AnyRow, col: &str) -> Result<Option<serde_json::Value>> {
+    let text: Option<String> = get(r, col)?;
+    text.map(|t| parse_json(&t, col)).transpose()
+}
+
+fn command_of(r: &AnyRow) -> Result<CommandRecord> {
+    Ok(CommandRecord {
+        spec: CommandSpec {
+            command_id: get(r, "command_id")?,
+            document_name: get(r, "document_name")?,
+            document: get_json(r, "document")?,
+            targets: get_json(r, "targets")?,
+            comment: get(r, "comment")?,
+            timeout_seconds: get(r, "timeout_seconds")?,
+            max_concurrency: get(r, "max_concurrency")?,
+            max_errors: get(r, "max_errors")?,
+            output_bucket: get(r, "output_bucket")?,
+            output_prefix: get(r, "output_prefix")?,
+            install_override: opt_json(r, "install_override")?,
+            baseline_override: opt_json(r, "baseline_override")?,
+            requested_by: get(r, "requested_by")?,
+            requested_at: get_ts(r, "requested_at")?,
+            delivery_deadline: get_ts(r, "delivery_deadline")?,
+            expires_after: get_ts(r, "expires_after")?,
+        },
+        progress: CommandProgress {
+            status: get(r, "status")?,
+            status_details: get(r, "status_details")?,
+            completed_count: get(r, "completed_count")?,
+            error_count: get(r, "error_count")?,
+            delivery_timed_out_count: get(r, "delivery_timed_out_count")?,
+            finished_at: get_opt_ts(r, "finished_at")?,
+        },
+        cancel_requested: get::<i64>(r, "cancel_requested")? != 0,
+        target_count: get(r, "target_count")?,
+        wake_at: get_ts(r, "wake_at")?,
+    })
+}
+
+fn invocation_of(r: &AnyRow) -> Result<InvocationRecord> {
+    Ok(InvocationRecord {
+        command_id: get(r, "command_id")?,
+        node_id: get(r, "node_id")?,
+        invocation_id: get(r, "invocation_id")?,
+        position: get(r, "position")?,
+        computer_name: get(r, "computer_name")?,
+        status: get(r, "status")?,
+        status_details: get(r, "status_details")?,
+        dispatched: get::<i64>(r, "dispatched")? != 0,
+        dispatched_at: get_opt_ts(r, "dispatched_at")?,
+        delivered_at: get_opt_ts(r, "delivered_at")?,
+        deliveries: get(r, "deliveries")?,
+        baseline_id: get(r, "baseline_id")?,
+        baseline_version: get(r, "baseline_version")?,
+        acknowledged_at: get_opt_ts(r, "acknowledged_at")?,
+        started_at: get_opt_ts(r, "started_at")?,
+        ended_at: get_opt_ts(r, "ended_at")?,
+        response_code: get(r, "response_code")?,
+        stdout: get(r, "stdout")?,
+        stderr: get(r, "stderr")?,
+        output: get(r, "output")?,
+        output_key: get(r, "output_key")?,
+        reboots: get(r, "reboots")?,
+        updated_at: get_ts(r, "updated_at")?,
+    })
+}
+
+impl Store {
+    /// A FROM item `j` over the JSON array of objects bound to `param`,
+    /// with the named columns (`(name, "text" | "bigint")`): how one
+    /// statement updates many rows on both databases.
+    fn json_records(&self, param: &str, cols: &[(&str, &str)]) -> String {
+        match self.backend {
+            Backend::Sqlite => {
+                let fields: Vec<String> = cols
+                    .iter()
+                    .map(|(c, _)| format!("json_extract(value, '$.{c}') AS {c}"))
+                    .collect();
+                format!(
+                    "(SELECT {} FROM json_each({param})) AS j",
+                    fields.join(", ")
+                )
+            }
+            Backend::Postgres => {
+                let fields: Vec<String> = cols.iter().map(|(c, t)| format!("{c} {t}")).collect();
+                format!(
+                    "json_to_recordset({param}::json) AS j({})",
+                    fields.join(", ")
+                )
+            }
+        }
+    }
+
+    /// Stores a command and its invocations (one per target, in dispatch
+    /// order) with the audit entry, in one transaction.
+    pub async fn create_command(&self, c: &NewCommand, audit: &Audit) -> Result<()> {
+        let (spec, p) = (&c.spec, &c.progress);
+        let mut tx = self.write.begin().await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO commands ({COMMAND_COLS}, dirty) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+             $8, $9, $10, $11, $12, $13, $14, $15, $16, 0, $17, $18, $19, $20, $21, $22, $23, \
+             $24, 1)"
+        )))
+        .bind(&spec.command_id)
+        .bind(&spec.document_name)
+        .bind(to_json(&spec.document)?)
+        .bind(to_json(&spec.targets)?)
+        .bind(&spec.comment)
+        .bind(spec.timeout_seconds)
+        .bind(&spec.max_concurrency)
+        .bind(&spec.max_errors)
+        .bind(&spec.output_bucket)
+        .bind(&spec.output_prefix)
+        .bind(spec.install_override.as_ref().map(to_json).transpose()?)
+        .bind(spec.baseline_override.as_ref().map(to_json).transpose()?)
+        .bind(&audit.actor)
+        .bind(ms(spec.requested_at))
+        .bind(ms(spec.delivery_deadline))
+        .bind(ms(spec.expires_after))
+        .bind(&p.status)
+        .bind(&p.status_details)
+        .bind(c.targets_resolved.len() as i64)
+        .bind(p.completed_count)
+        .bind(p.error_count)
+        .bind(p.delivery_timed_out_count)
+        .bind(ms(spec.requested_at))
+        .bind(p.finished_at.map(ms))
+        .execute(&mut *tx)
+        .await?;
+        let rows: Vec<serde_json::Value> = c
+            .targets_resolved
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                serde_json::json!({
+                    "n": t.node_id,
+                    "i": format!("{}.{}", spec.command_id, t.node_id),
+                    "p": i,
+                    "c": t.computer_name,
+                    "s": t.status,
+                    "d": t.status_details,
+                })
+            })
+            .collect();
+        // Chunks keep each JSON text small whatever the fleet.
+        for chunk in rows.chunks(5_000) {
+            let from = self.json_records(
+                "$1",
+                &[
+                    ("n", "text"),
+                    ("i", "text"),
+                    ("p", "bigint"),
+                    ("c", "text"),
+                    ("s", "text"),
+                    ("d", "text"),
+                ],
+            );
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO invocations (command_id, node_id, invocation_id, position, \
+                 computer_name, status, status_details, updated_at) \
+                 SELECT $2, j.n, j.i, j.p, j.c, j.s, j.d, $3 FROM {from}"
+            )))
+            .bind(to_json(&chunk)?)
+            .bind(&spec.command_id)
+            .bind(ms(spec.requested_at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        audit::write(&mut tx, audit, &[&spec.command_id]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn get_command(&self, command_id: &str) -> Result<CommandRecord> {
+        let r = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COMMAND_COLS} FROM commands WHERE command_id = $1"
+        )))
+        .bind(command_id)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("command {command_id}")))?;
+        command_of(&r)
+    }
+
+    /// Newest first; `after` is the `next` of the previous page.
+    pub async fn list_commands(
+        &self,
+        filter: &CommandFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<CommandRecord>> {
+        let mut q = Sql::new(&format!(
+            "SELECT {COMMAND_COLS} FROM commands c WHERE 1 = 1"
+        ));
+        if let Some(id) = &filter.command_id {
+            q.push(" AND c.command_id = ").bind_text(id);
+        }
+        if let Some(node) = &filter.node_id {
+            q.push(" AND EXISTS (SELECT 1 FROM invocations i WHERE i.command_id = c.command_id AND i.node_id = ")
+                .bind_text(node)
+                .push(")");
+        }
+        if let Some(s) = &filter.status {
+            q.push(" AND c.status = ").bind_text(s);
+        }
+        if let Some(d) = &filter.document_name {
+            q.push(" AND c.document_name = ").bind_text(d);
+        }
+        if let Some(t) = filter.requested_after {
+            q.push(" AND c.requested_at >= ").bind_int(ms(t));
+        }
+        if let Some(t) = filter.requested_before {
+            q.push(" AND c.requested_at <= ").bind_int(ms(t));
+        }
+        if let Some(a) = after {
+            let (at, id) = a
+                .split_once('.')
+                .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id)))
+                .ok_or_else(|| StoreError::NotFound(format!("page token {a}")))?;
+            q.push(" AND (c.requested_at < ")
+                .bind_int(at)
+                .push(" OR (c.requested_at = ")
+                .bind_int(at)
+                .push(" AND c.command_id < ")
+                .bind_text(id)
+                .push("))");
+        }
+        q.push(" ORDER BY c.requested_at DESC, c.command_id DESC LIMIT ")
+            .bind_int(i64::from(limit) + 1);
+        let rows = q.fetch_all(&self.read).await?;
+        let items = rows.iter().map(command_of).collect::<Result<Vec<_>>>()?;
+        Ok(page(items, limit, |c| {
+            format!("{}.{}", ms(c.spec.requested_at), c.spec.command_id)
+        }))
+    }
+
+    /// Invocations of a command (dispatch order) or of a node (newest
+    /// command first); `after` is the `next` of the previous page.
+    pub async fn list_invocations(
+        &self,
+        filter: &InvocationFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<InvocationRecord>> {
+        let cols: Vec<String> = INVOCATION_COLS
+            .split(", ")
+            .map(|c| format!("i.{}", c.trim()))
+            .collect();
+        let mut q = Sql::new(&format!(
+            "SELECT {}, c.requested_at AS requested_at FROM invocations i \
+             JOIN commands c ON c.command_id = i.command_id WHERE 1 = 1",
+            cols.join(", ")
+        ));
+        if let Some(id) = &filter.command_id {
+            q.push(" AND i.command_id = ").bind_text(id);
+        }
+        if let Some(node) = &filter.node_id {
+            q.push(" AND i.node_id = ").bind_text(node);
+        }
+        if let Some(s) = &filter.status {
+            q.push(" AND i.status = ").bind_text(s);
+        }
+        // The keyset: (requested_at descending, command id, position).
+        if let Some(a) = after {
+            let mut parts = a.splitn(3, '.');
+            let (Some(at), Some(id), Some(pos)) = (
+                parts.next().and_then(|v| v.parse::<i64>().ok()),
+                parts.next(),
+                parts.next().and_then(|v| v.parse::<i64>().ok()),
+            ) else {
+                return Err(StoreError::NotFound(format!("page token {a}")));
+            };
+            q.push(" AND (c.requested_at < ")
+                .bind_int(at)
+                .push(" OR (c.requested_at = ")
+                .bind_int(at)
+                .push(" AND (i.command_id > ")
+                .bind_text(id)
+                .push(" OR (i.command_id = ")
+                .bind_text(id)
+                .push(" AND i.position > ")
+                .bind_int(pos)
+                .push("))))");
+        }
+        q.push(" ORDER BY c.requested_at DESC, i.command_id, i.position LIMIT ")
+            .bind_int(i64::from(limit) + 1);
+        let rows = q.fetch_all(&self.read).await?;
+        let items = rows
+            .iter()
+            .map(|r| Ok((invocation_of(r)?, get::<i64>(r, "requested_at")?)))
+            .collect::<Result<Vec<_>>>()?;
+        let p = page(items, limit, |(i, at)| {
+            format!("{at}.{}.{}", i.command_id, i.position)
+        });
+        Ok(Page {
+            items: p.items.into_iter().map(|(i, _)| i).collect(),
+            next: p.next,
+        })
+    }
+
+    pub async fn get_invocation(
+        &self,
+        command_id: &str,
+        node_id: &str,
+    ) -> Result<InvocationRecord> {
+        let r = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {INVOCATION_COLS} FROM invocations WHERE command_id = $1 AND node_id = $2"
+        )))
+        .bind(command_id)
+        .bind(node_id)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or_else(|| {
+            StoreError::NotFound(format!("invocation of command {command_id} on {node_id}"))
+        })?;
+        invocation_of(&r)
+    }
+
+    /// The node's invocation by its id (an agent names only its own).
+    pub async fn get_invocation_by_id(
+        &self,
+        invocation_id: &str,
+        node_id: &str,
+    ) -> Result<InvocationRecord> {
+        let r = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {INVOCATION_COLS} FROM invocations WHERE invocation_id = $1 AND node_id = $2"
+        )))
+        .bind(invocation_id)
+        .bind(node_id)
+        .fetch_optional(&self.read)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("invocation {invocation_id}")))?;
+        invocation_of(&r)
+    }
+
+    /// How many of the command's invocations are in each `Status`.
+    pub async fn invocation_counts(
+        &self,
+        command_id: &str,
+    ) -> Result<std::collections::BTreeMap<String, i64>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, COUNT(*) FROM invocations WHERE command_id = $1 GROUP BY status",
+        )
+        .bind(command_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Reads the command and its invocations under a lock, asks `decide`
+    /// what changes, and writes them in the same transaction: dispatch
+    /// flags, invocation states (with their end times), `cancel` work for
+    /// the invocations named, and the command's status, counters, next
+    /// wake-up and end. `audit` is written when the step is someone's
+    /// change (a cancel); a rollout step of the server's is bookkeeping.
+    /// Returns `None` when the command does not exist, else what was
+    /// applied (`decide` returning `None` changes nothing).
+    pub async fn with_rollout<F>(
+        &self,
+        command_id: &str,
+        now: Timestamp,
+        audit: Option<&Audit>,
+        decide: F,
+    ) -> Result<Option<RolloutChange>>
+    where
+        F: FnOnce(&CommandRecord, &[RolloutSlot]) -> Option<RolloutChange>,
+    {
+        let mut tx = self.write.begin().await?;
+        let Some(r) = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COMMAND_COLS} FROM commands WHERE command_id = $1{}",
+            self.for_update()
+        )))
+        .bind(command_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let command = command_of(&r)?;
+        let rows = sqlx::query(
+            "SELECT i.node_id, i.status_details, i.dispatched, i.ended_at, n.capabilities, \
+             n.deregistered_at FROM invocations i LEFT JOIN nodes n ON n.node_id = i.node_id \
+             WHERE i.command_id = $1 ORDER BY i.position",
+        )
+        .bind(command_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut slots = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let caps: Option<String> = get(r, "capabilities")?;
+            let deregistered: Option<i64> = get(r, "deregistered_at")?;
+            slots.push(RolloutSlot {
+                node_id: get(r, "node_id")?,
+                details: get(r, "status_details")?,
+                dispatched: get::<i64>(r, "dispatched")? != 0,
+                ended_at: get_opt_ts(r, "ended_at")?,
+                registered: caps.is_some() && deregistered.is_none(),
+                capabilities: match caps {
+                    Some(c) => parse_json(&c, "capabilities")?,
+                    None => Vec::new(),
+                },
+            });
+        }
+        let Some(change) = decide(&command, &slots) else {
+            sqlx::query("UPDATE commands SET dirty = 0 WHERE command_id = $1")
+                .bind(command_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(Some(RolloutChange::default()));
+        };
+        let now_ms = ms(now);
+        let mut rows = Vec::new();
+        for &p in &change.dispatch {
+            rows.push(serde_json::json!({"p": p, "k": "dispatch"}));
+        }
+        for (p, status, details) in &change.states {
+            rows.push(serde_json::json!({"p": p, "k": "state", "s": status, "d": details}));
+        }
+        for chunk in rows.chunks(5_000) {
+            let from = self.json_records(
+                "$1",
+                &[("p", "bigint"), ("k", "text"), ("s", "text"), ("d", "text")],
+            );
+            // A terminal state records its end; a dispatch its instant.
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE invocations SET \
+                 dispatched = CASE WHEN j.k = 'dispatch' THEN 1 ELSE dispatched END, \
+                 dispatched_at = CASE WHEN j.k = 'dispatch' THEN $3 ELSE dispatched_at END, \
+                 status = CASE WHEN j.k = 'state' THEN j.s ELSE status END, \
+                 status_details = CASE WHEN j.k = 'state' THEN j.d ELSE status_details END, \
+                 ended_at = CASE WHEN j.k = 'state' AND j.d NOT IN ('Pending', 'InProgress', \
+                 'Delayed', 'Cancelling') THEN COALESCE(ended_at, $3) ELSE ended_at END, \
+                 updated_at = $3 \
+                 FROM {from} WHERE invocations.command_id = $2 AND invocations.position = j.p"
+            )))
+            .bind(to_json(&chunk)?)
+            .bind(command_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for &p in &change.cancel_work {
+            let Some(slot) = slots.get(p) else { continue };
+            let invocation_id = format!("{command_id}.{}", slot.node_id);
+            sqlx::query(
+                "INSERT INTO work_items (id, node_id, kind, parameters, created_at) \
+                 VALUES ($1, $2, 'cancel', $3, $4)",
+            )
+            .bind(new_time_id(now))
+            .bind(&slot.node_id)
+            .bind(to_json(
+                &serde_json::json!({"invocation_id": invocation_id}),
+            )?)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "UPDATE commands SET status = $2, status_details = $3, completed_count = $4, \
+             error_count = $5, delivery_timed_out_count = $6, wake_at = $7, \
+             finished_at = CASE WHEN $8 = 1 THEN COALESCE(finished_at, $9) ELSE NULL END, \
+             cancel_requested = CASE WHEN $10 = 1 THEN 1 ELSE cancel_requested END, dirty = 0 \
+             WHERE command_id = $1",
+        )
+        .bind(command_id)
+        .bind(&change.progress.status)
+        .bind(&change.progress.status_details)
+        .bind(change.progress.completed_count)
+        .bind(change.progress.error_count)
+        .bind(change.progress.delivery_timed_out_count)
+        .bind(ms(change.wake_at))
+        .bind(i64::from(change.progress.finished_at.is_some()))
+        .bind(now_ms)
+        .bind(i64::from(change.cancel_requested))
+        .execute(&mut *tx)
+        .await?;
+        if let Some(a) = audit {
+            audit::write(&mut tx, a, &[command_id]).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(change))
+    }
+
+    /// The commands whose rollout must look again at `now`: an invocation
+    /// changed (`dirty`, also on a finished command: a late result can
+    /// change its status), or a deadline of a running one came.
+    pub async fn commands_due(&self, now: Timestamp) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT command_id FROM commands WHERE dirty = 1 \
+             UNION SELECT command_id FROM commands WHERE finished_at IS NULL AND wake_at <= $1",
+        )
+        .bind(ms(now))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(|(c,)| c).collect())
+    }
+
+    /// Whether a poll has an invocation to deliver to the node: dispatched,
+    /// not yet acknowledged, and not delivered since `resend_before`.
+    pub async fn has_deliveries(&self, node_id: &str, resend_before: Timestamp) -> Result<bool> {
+        let r: Option<(i64,)> = sqlx::query_as(
+            "SELECT 1 FROM invocations WHERE node_id = $1 AND dispatched = 1 \
+             AND status_details = 'Pending' AND (delivered_at IS NULL OR delivered_at <= $2) LIMIT 1",
+        )
+        .bind(node_id)
+        .bind(ms(resend_before))
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(r.is_some())
+    }
+
+    /// Takes the node's deliverable invocations (see [`Self::has_deliveries`])
+    /// with their commands, recording the delivery; `pin` names the
+    /// baseline (id, version) each invocation is sent with the first time
+    /// (later deliveries keep the first). Not audited: delivery is
+    /// bookkeeping.
+    pub async fn take_deliveries<F>(
+        &self,
+        node_id: &str,
+        now: Timestamp,
+        resend_before: Timestamp,
+        mut pin: F,
+    ) -> Result<Vec<(CommandRecord, InvocationRecord)>>
+    where
+        F: FnMut(&CommandRecord, &InvocationRecord) -> Option<(String, i64)>,
+    {
+        let mut tx = self.write.begin().await?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {INVOCATION_COLS} FROM invocations WHERE node_id = $1 AND dispatched = 1 \
+             AND status_details = 'Pending' AND (delivered_at IS NULL OR delivered_at <= $2) \
+             ORDER BY dispatched_at, command_id{}",
+            self.for_update()
+        )))
+        .bind(node_id)
+        .bind(ms(resend_before))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut inv = invocation_of(r)?;
+            let c = sqlx::query(AssertSqlSafe(format!(
+                "SELECT {COMMAND_COLS} FROM commands WHERE command_id = $1"
+            )))
+            .bind(&inv.command_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let command = command_of(&c)?;
+            if inv.baseline_id.is_none()
+                && let Some((id, version)) = pin(&command, &inv)
+            {
+                inv.baseline_id = Some(id);
+                inv.baseline_version = Some(version);
+            }
+            sqlx::query(
+                "UPDATE invocations SET delivered_at = $3, deliveries = deliveries + 1, \
+                 baseline_id = $4, baseline_version = $5, updated_at = $3 \
+                 WHERE command_id = $1 AND node_id = $2",
+            )
+            .bind(&inv.command_id)
+            .bind(node_id)
+            .bind(ms(now))
+            .bind(inv.baseline_id.clone())
+            .bind(inv.baseline_version)
+            .execute(&mut *tx)
+            .await?;
+            inv.delivered_at = Some(now);
+            inv.deliveries += 1;
+            out.push((command, inv));
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Applies an agent's report to its invocation under a lock: `decide`
+    /// gets the invocation and returns the update (or `None`: refused),
+    /// and the command is marked for its rollout to look again. The
+    /// invocation must be the node's own.
+    pub async fn report_invocation<F>(
+        &self,
+        invocation_id: &str,
+        node_id: &str,
+        now: Timestamp,
+        decide: F,
+    ) -> Result<Option<InvocationUpdate>>
+    where
+        F: FnOnce(&InvocationRecord) -> Option<InvocationUpdate>,
+    {
+        let mut tx = self.write.begin().await?;
+        let r = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {INVOCATION_COLS} FROM invocations WHERE invocation_id = $1 AND node_id = $2{}",
+            self.for_update()
+        )))
+        .bind(invocation_id)
+        .bind(node_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("invocation {invocation_id}")))?;
+        let inv = invocation_of(&r)?;
+        let Some(u) = decide(&inv) else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "UPDATE invocations SET status = $3, status_details = $4, \
+             acknowledged_at = COALESCE(acknowledged_at, $5), \
+             started_at = COALESCE($6, started_at), ended_at = COALESCE($7, ended_at), \
+             response_code = $8, stdout = $9, stderr = $10, output = $11, \
+             output_key = COALESCE($12, output_key), reboots = $13, updated_at = $5 \
+             WHERE command_id = $1 AND node_id = $2",
+        )
+        .bind(&inv.command_id)
+        .bind(node_id)
+        .bind(&u.status)
+        .bind(&u.status_details)
+        .bind(ms(now))
+        .bind(u.started_at.map(ms))
+        .bind(u.ended_at.map(ms))
+        .bind(u.response_code)
+        .bind(&u.stdout)
+        .bind(&u.stderr)
+        .bind(&u.output)
+        .bind(u.output_key.clone())
+        .bind(u.reboots)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE commands SET dirty = 1 WHERE command_id = $1")
+            .bind(&inv.command_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(u))
+    }
+
+    /// The registered nodes a target list is matched against: id, computer
+    /// name, tags.
+    pub async fn nodes_for_targeting(&self) -> Result<Vec<TargetableNode>> {
+        let rows = sqlx::query(
+            "SELECT n.node_id, n.computer_name, t.key, t.value FROM nodes n \
+             LEFT JOIN node_tags t ON t.node_id = n.node_id \
+             WHERE n.deregistered_at IS NULL ORDER BY n.node_id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        let mut out: Vec<TargetableNode> = Vec::new();
+        for r in &rows {
+            let id: String = get(r, "node_id")?;
+            if out.last().is_none_or(|n| n.node_id != id) {
+                out.push(TargetableNode {
+                    node_id: id,
+                    computer_name: get(r, "computer_name")?,
+                    tags: HashMap::new(),
+                });
+            }
+            let key: Option<String> = get(r, "key")?;
+            if let (Some(k), Some(n)) = (key, out.last_mut()) {
+                n.tags
+                    .insert(k, get::<Option<String>>(r, "value")?.unwrap_or_default());
+            }
+        }
+        Ok(out)
+    }
+}
