@@ -5,6 +5,7 @@
 
 mod baseline_cmd;
 mod client;
+mod command_cmd;
 mod dev;
 mod eval_cmd;
 mod input;
@@ -76,6 +77,14 @@ enum Command {
         client: client::ClientArgs,
     },
     /// The audit log: who changed what, when.
+    /// Run Command: send patch documents to targets, follow, cancel.
+    #[command(name = "command")]
+    Run {
+        #[command(subcommand)]
+        command: command_cmd::CommandCommand,
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
     Audit {
         #[command(flatten)]
         args: verbs::AuditArgs,
@@ -104,6 +113,7 @@ fn main() -> ExitCode {
         Command::Node { command, client } => verbs::node(&command, &client),
         Command::PatchGroup { command, client } => verbs::patch_group(&command, &client),
         Command::Compliance { command, client } => verbs::compliance(&command, &client),
+        Command::Run { command, client } => command_cmd::command(&command, &client),
         Command::Audit { args, client } => verbs::audit(&args, &client),
         Command::ApiKey { command, client } => verbs::api_key(&command, &client),
     };

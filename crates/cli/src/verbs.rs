@@ -66,7 +66,7 @@ fn done(client: &Client, what: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn enc(s: &str) -> String {
+pub fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -506,10 +506,11 @@ pub enum ComplianceCommand {
         #[arg(long)]
         patch_group: Option<String>,
     },
-    /// Ask nodes to scan now (all registered nodes without --node).
+    /// Send a Scan command (every registered node without --targets or
+    /// --instance-ids).
     Scan {
-        #[arg(long = "node")]
-        nodes: Vec<String>,
+        #[command(flatten)]
+        targeting: crate::command_cmd::Targeting,
     },
 }
 
@@ -541,10 +542,7 @@ pub fn compliance(cmd: &ComplianceCommand, c: &ClientArgs) -> Result<ExitCode> {
             let v = client.get(&format!("/api/v1/compliance/nodes?{}", q.join("&")))?;
             ok(&client, v)
         }
-        ComplianceCommand::Scan { nodes } => ok(
-            &client,
-            client.post("/api/v1/compliance/scan", &json!({ "node_ids": nodes }))?,
-        ),
+        ComplianceCommand::Scan { targeting } => crate::command_cmd::scan(targeting, c),
     }
 }
 

@@ -85,6 +85,26 @@ impl Client {
         self.send(self.http.delete(self.url(path)))
     }
 
+    /// A text answer (an invocation's output), errors as for JSON.
+    pub fn get_text(&self, path: &str) -> Result<String> {
+        let resp = self
+            .http
+            .get(self.url(path))
+            .header("Authorization", &self.authorization)
+            .send()
+            .map_err(|e| anyhow!("{}: {}", self.base, error_chain(&e)))?;
+        if resp.status().is_success() {
+            return resp.text().context("reading the answer");
+        }
+        self.send_answer(resp).map(|_| String::new())
+    }
+
+    /// Whether the answer is printed as a table without a query: verbs then
+    /// choose the columns.
+    pub fn is_table(&self) -> bool {
+        self.query.is_none() && self.format == Format::Table
+    }
+
     /// Prints `value` with the chosen query and format.
     pub fn print(&self, value: Value) -> Result<()> {
         let v = output::query(value, self.query.as_deref())?;
@@ -101,6 +121,10 @@ impl Client {
             .header("Authorization", &self.authorization)
             .send()
             .map_err(|e| anyhow!("{}: {}", self.base, error_chain(&e)))?;
+        self.send_answer(resp)
+    }
+
+    fn send_answer(&self, resp: reqwest::blocking::Response) -> Result<Value> {
         let status = resp.status();
         let bytes = resp.bytes().context("reading the answer")?;
         if status.is_success() {
