@@ -99,7 +99,9 @@ pub async fn start(config: Config) -> Result<Running> {
         wake: Default::default(),
         inventories: Default::default(),
         objects,
-        rollout_wake: Default::default(),
+        rollouts: Default::default(),
+        specs: crate::services::Memo::new(4096),
+        baseline_versions: crate::services::Memo::new(1024),
     }));
     let bootstrap_key = keys::bootstrap(&services)
         .await

@@ -187,9 +187,24 @@ async fn rollout_ramps_up_to_max_concurrency(env: &Env) {
         }
     }
     assert!(most_in_flight <= 2, "{most_in_flight} in flight");
-    let order: Vec<String> = got.concat();
+    assert_eq!(got.concat().len(), 5, "each node ran it once: {got:?}");
+    // Dispatched in node-id order (invocations are listed in that order).
+    let dispatched_at: Vec<jiff::Timestamp> = invocations(env, &id)
+        .await
+        .iter()
+        .map(|i| i["dispatched_at"].as_str().unwrap().parse().unwrap())
+        .collect();
+    let listed: Vec<String> = invocations(env, &id)
+        .await
+        .iter()
+        .map(|i| i["node_id"].as_str().unwrap().to_string())
+        .collect();
     let want: Vec<String> = agents.iter().map(|a| a.node_id.clone()).collect();
-    assert_eq!(order, want, "dispatch order is node-id order");
+    assert_eq!(listed, want);
+    assert!(
+        dispatched_at.windows(2).all(|w| w[0] <= w[1]),
+        "{dispatched_at:?}"
+    );
     let c = command(env, &id).await;
     assert_eq!(c["status_details"], "Success");
     assert_eq!(c["completed_count"], 5);

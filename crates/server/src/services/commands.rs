@@ -24,7 +24,7 @@ use patchfleet_core::baseline::{
     Baseline, parse_baseline_override, parse_install_override_list, select_override,
 };
 use patchfleet_core::command::output::{combined_output, standard_error, standard_output};
-use patchfleet_core::command::rollout::{self, Deadlines, Rollout, Slot, Update};
+use patchfleet_core::command::rollout::{self, Deadlines, Rollout, Slot};
 use patchfleet_core::command::{
     InvocationState, MaxConcurrency, MaxErrors, PatchDocument, StatusDetails, Target, TargetSet,
 };
@@ -35,6 +35,7 @@ use patchfleet_protocol::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// SendCommand's `TimeoutSeconds` bounds and default (the API's).
@@ -350,11 +351,23 @@ pub async fn send(svc: &Services, caller: &Caller, req: SendRequest) -> ApiResul
     let resolved: Vec<ResolvedTarget> = nodes
         .into_iter()
         .filter(|n| targets.matches(&n.node_id, &n.tags))
-        .map(|n| ResolvedTarget {
-            node_id: n.node_id,
-            computer_name: n.computer_name,
-            status: InvocationState::PENDING.status.as_str().to_string(),
-            status_details: StatusDetails::Pending.as_str().to_string(),
+        .map(|n| {
+            // Nothing is sent to an agent that did not announce it can run it.
+            let state = if n
+                .capabilities
+                .iter()
+                .any(|c| c == CAPABILITY_RUN_PATCH_BASELINE)
+            {
+                InvocationState::PENDING
+            } else {
+                InvocationState::UNDELIVERABLE
+            };
+            ResolvedTarget {
+                node_id: n.node_id,
+                computer_name: n.computer_name,
+                status: state.status.as_str().to_string(),
+                status_details: state.details.as_str().to_string(),
+            }
         })
         .collect();
     let deadlines = Deadlines::new(
@@ -437,13 +450,15 @@ fn parse_details(d: &str) -> InvocationState {
 
 /// One rollout step (pure): what `core` decides for the stored states at
 /// `now`, with `cancel` applied first (`Some(None)`: the whole command,
-/// `Some(Some(nodes))`: those nodes). Returns the change and the nodes to
-/// wake (dispatched, or told to cancel).
+/// `Some(Some(nodes))`: those nodes); each dispatched invocation is pinned
+/// to the baseline version that judges its node now (`resolver`). Returns
+/// the change and the nodes to wake (dispatched, or told to cancel).
 fn step(
     command: &CommandRecord,
     stored: &[RolloutSlot],
     now: Timestamp,
     cancel: Option<Option<&[String]>>,
+    resolver: &fleet::Resolver,
 ) -> (RolloutChange, Vec<String>) {
     let now_s = now.as_second();
     let before: Vec<Slot> = stored
@@ -455,26 +470,6 @@ fn step(
         })
         .collect();
     let mut slots = before.clone();
-    // A node that cannot run the document never will: gone, or its agent
-    // did not announce the capability (nothing is sent it cannot do).
-    let undeliverable: Vec<Update> = stored
-        .iter()
-        .enumerate()
-        .filter(|(i, s)| {
-            !slots[*i].dispatched
-                && slots[*i].state.is_pending()
-                && (!s.registered
-                    || !s
-                        .capabilities
-                        .iter()
-                        .any(|c| c == CAPABILITY_RUN_PATCH_BASELINE))
-        })
-        .map(|(index, _)| Update {
-            index,
-            state: InvocationState::UNDELIVERABLE,
-        })
-        .collect();
-    rollout::apply_updates(&mut slots, &undeliverable);
     let deadlines = Deadlines {
         delivery: command.spec.delivery_deadline.as_second(),
         expires_after: command.spec.expires_after.as_second(),
@@ -526,6 +521,18 @@ fn step(
         }
     }
     wake.extend(plan.dispatch.iter().map(|&i| stored[i].node_id.clone()));
+    if command.spec.baseline_override.is_none() {
+        change.pins = plan
+            .dispatch
+            .iter()
+            .filter_map(|&i| {
+                let os: OperatingSystem = stored[i].operating_system.as_deref()?.parse().ok()?;
+                let (id, version) =
+                    resolver.baseline_version_for(os, stored[i].patch_group.as_deref())?;
+                Some((i, id, version))
+            })
+            .collect();
+    }
     let mut next = now + SAFETY_WAKE;
     for deadline in [command.spec.delivery_deadline, command.spec.expires_after] {
         if deadline > now && deadline < next {
@@ -538,17 +545,16 @@ fn step(
 
 /// Takes the command's next rollout step; wakes the nodes it dispatched to.
 pub async fn advance(svc: &Services, command_id: &str, now: Timestamp) -> ApiResult<()> {
+    let resolver = fleet::Resolver::load(svc).await?;
     let mut wake = Vec::new();
     svc.store
         .with_rollout(command_id, now, None, |command, slots| {
-            let (change, w) = step(command, slots, now, None);
+            let (change, w) = step(command, slots, now, None, &resolver);
             wake = w;
             Some(change)
         })
         .await?;
-    for node in wake {
-        super::wake::work_queued(&svc.store, &svc.wake, &node).await;
-    }
+    super::wake::work_queued_many(&svc.store, &svc.wake, &wake).await;
     Ok(())
 }
 
@@ -568,6 +574,7 @@ pub async fn cancel(
         .audit("CancelCommand")
         .object(command_id)
         .detail(serde_json::json!({"node_ids": node_ids}));
+    let resolver = fleet::Resolver::load(svc).await?;
     let mut wake = Vec::new();
     let found = svc
         .store
@@ -576,7 +583,7 @@ pub async fn cancel(
                 return None;
             }
             let selection = (!node_ids.is_empty()).then_some(node_ids);
-            let (change, w) = step(command, slots, now, Some(selection));
+            let (change, w) = step(command, slots, now, Some(selection), &resolver);
             wake = w;
             Some(change)
         })
@@ -584,9 +591,7 @@ pub async fn cancel(
     if found.is_none() {
         return Err(not_found_command(command_id));
     }
-    for node in wake {
-        super::wake::work_queued(&svc.store, &svc.wake, &node).await;
-    }
+    super::wake::work_queued_many(&svc.store, &svc.wake, &wake).await;
     get(svc, caller, command_id).await
 }
 
@@ -599,61 +604,28 @@ fn not_found_command(command_id: &str) -> ApiError {
 }
 
 /// Deliveries before this instant were not acknowledged in time: send again.
-fn resend_before(svc: &Services, now: Timestamp) -> Timestamp {
+pub fn resend_before(svc: &Services, now: Timestamp) -> Timestamp {
     now - SignedDuration::from_secs(svc.config.command_resend_seconds.min(86_400) as i64)
 }
 
-/// Whether a poll of the node has invocations to deliver.
-pub async fn has_deliveries(svc: &Services, node_id: &str, now: Timestamp) -> ApiResult<bool> {
-    Ok(svc
-        .store
-        .has_deliveries(node_id, resend_before(svc, now))
-        .await?)
-}
-
 /// The node's invocations to deliver now, as `run-patch-baseline` work
-/// items carrying a [`CommandInvocation`]: the first delivery pins the
-/// baseline version the node is judged by (its patch group's or its OS's
-/// default, or the command's BaselineOverride), every later one sends the
-/// same. An invocation without a baseline for the node fails here with
-/// the reason, and is not sent.
+/// items carrying a [`CommandInvocation`], judged by the baseline version
+/// pinned when they were dispatched (or the command's BaselineOverride), so
+/// every delivery of one invocation sends the same. An invocation without a
+/// baseline for the node fails here with the reason, and is not sent.
 pub async fn deliveries(
     svc: &Services,
     node_id: &str,
     now: Timestamp,
 ) -> ApiResult<Vec<WorkItemRecord>> {
-    let node = svc.store.get_node(node_id).await?;
-    let os: Option<OperatingSystem> = node.operating_system.parse().ok();
-    let current = match os {
-        Some(os) => {
-            let mut resolver = fleet::Resolver::load(svc).await?;
-            match resolver
-                .baseline_for(svc, os, node.patch_group.as_deref())
-                .await?
-            {
-                Some(id) => {
-                    let (_, _, version) = baselines::load(svc, &id, None).await?;
-                    Some((id, version.unwrap_or(0)))
-                }
-                None => None,
-            }
-        }
-        None => None,
-    };
     let taken = svc
         .store
-        .take_deliveries(node_id, now, resend_before(svc, now), |command, _| {
-            command
-                .spec
-                .baseline_override
-                .is_none()
-                .then(|| current.clone())
-                .flatten()
-        })
+        .take_deliveries(node_id, now, resend_before(svc, now))
         .await?;
     let mut items = Vec::with_capacity(taken.len());
-    for (command, inv) in taken {
-        match invocation_payload(svc, &command, &inv, os).await? {
+    for inv in taken {
+        let spec = command_spec(svc, &inv.command_id).await?;
+        match invocation_payload(svc, &spec, &inv).await? {
             Ok(payload) => items.push(WorkItemRecord {
                 id: inv.invocation_id.clone(),
                 node_id: node_id.to_string(),
@@ -670,19 +642,53 @@ pub async fn deliveries(
     Ok(items)
 }
 
+/// What SendCommand fixed for a command: immutable, so cached.
+async fn command_spec(svc: &Services, command_id: &str) -> ApiResult<Arc<CommandSpec>> {
+    if let Some(s) = svc.specs.get(&command_id.to_string()) {
+        return Ok(s);
+    }
+    let spec = Arc::new(svc.store.get_command(command_id).await?.spec);
+    svc.specs.insert(command_id.to_string(), spec.clone());
+    Ok(spec)
+}
+
+/// A baseline version (immutable once saved), cached; 0 is a predefined one.
+async fn baseline_version(svc: &Services, id: &str, version: i64) -> ApiResult<Arc<Baseline>> {
+    let key = (id.to_string(), version);
+    if let Some(b) = svc.baseline_versions.get(&key) {
+        return Ok(b);
+    }
+    let b = Arc::new(
+        baselines::load(svc, id, (version > 0).then_some(version))
+            .await?
+            .0,
+    );
+    svc.baseline_versions.insert(key, b.clone());
+    Ok(b)
+}
+
 /// What the agent receives for an invocation; `Err` names why the node
 /// cannot run it (Patch Manager's exit code 163 when a BaselineOverride
 /// has no baseline for the node's OS).
 async fn invocation_payload(
     svc: &Services,
-    command: &CommandRecord,
+    spec: &CommandSpec,
     inv: &InvocationRecord,
-    os: Option<OperatingSystem>,
 ) -> ApiResult<Result<CommandInvocation, (i64, String)>> {
     let document: PatchDocument =
-        serde_json::from_value(command.spec.document.clone()).map_err(ApiError::internal)?;
-    let baseline: Baseline = match (&command.spec.baseline_override, os) {
-        (Some(entries), Some(os)) => {
+        serde_json::from_value(spec.document.clone()).map_err(ApiError::internal)?;
+    let baseline: Baseline = match (&spec.baseline_override, &inv.baseline_id) {
+        (Some(entries), _) => {
+            let node = svc.store.get_node(&inv.node_id).await?;
+            let Ok(os) = node.operating_system.parse::<OperatingSystem>() else {
+                return Ok(Err((
+                    1,
+                    format!(
+                        "{} reported no operating system Patchfleet supports",
+                        inv.node_id
+                    ),
+                )));
+            };
             let entries: Vec<Baseline> =
                 serde_json::from_value(entries.clone()).map_err(ApiError::internal)?;
             match select_override(&entries, os) {
@@ -690,34 +696,21 @@ async fn invocation_payload(
                 Err(e) => return Ok(Err((163, e.to_string()))),
             }
         }
-        (None, Some(_)) => match (&inv.baseline_id, inv.baseline_version) {
-            (Some(id), version) => {
-                baselines::load(svc, id, version.filter(|v| *v > 0))
-                    .await?
-                    .0
-            }
-            (None, _) => {
-                return Ok(Err((
-                    1,
-                    format!(
-                        "no baseline applies to {}: no default for its operating system",
-                        inv.node_id
-                    ),
-                )));
-            }
-        },
-        (_, None) => {
+        (None, Some(id)) => {
+            let version = inv.baseline_version.unwrap_or(0);
+            baseline_version(svc, id, version).await?.as_ref().clone()
+        }
+        (None, None) => {
             return Ok(Err((
                 1,
                 format!(
-                    "{} reported no operating system Patchfleet supports",
+                    "no baseline applies to {}: no default for its operating system",
                     inv.node_id
                 ),
             )));
         }
     };
-    let install_override: Option<Vec<OverridePatch>> = command
-        .spec
+    let install_override: Option<Vec<OverridePatch>> = spec
         .install_override
         .clone()
         .map(serde_json::from_value)
@@ -725,11 +718,11 @@ async fn invocation_payload(
         .map_err(ApiError::internal)?;
     Ok(Ok(CommandInvocation {
         invocation_id: inv.invocation_id.clone(),
-        command_id: command.spec.command_id.clone(),
+        command_id: spec.command_id.clone(),
         document,
         baseline,
         install_override,
-        requested_at: command.spec.requested_at,
+        requested_at: spec.requested_at,
     }))
 }
 
@@ -740,7 +733,8 @@ async fn fail_undeliverable(
     now: Timestamp,
 ) -> ApiResult<()> {
     let state = InvocationState::FAILED;
-    svc.store
+    let (command_id, _) = svc
+        .store
         .report_invocation(&inv.invocation_id, &inv.node_id, now, |_| {
             Some(InvocationUpdate {
                 status: state.status.as_str().into(),
@@ -756,8 +750,21 @@ async fn fail_undeliverable(
             })
         })
         .await?;
-    svc.rollout_wake.notify_one();
+    rollout_changed(svc, &command_id).await;
     Ok(())
+}
+
+/// An invocation of `command_id` changed: its rollout looks again (on this
+/// replica at once, on the one holding the lease through the database).
+async fn rollout_changed(svc: &Services, command_id: &str) {
+    svc.rollouts.mark(command_id);
+    if let Err(e) = svc
+        .store
+        .notify(super::wake::ROLLOUT_CHANNEL, command_id)
+        .await
+    {
+        tracing::warn!("notifying the rollout of {command_id}: {e}");
+    }
 }
 
 /// What the server does with an agent's report, given the invocation's
@@ -847,14 +854,24 @@ pub async fn report(
     // The full streams go to the object store before the state changes, so
     // a recorded result always has its output.
     let output_key = if reported.is_terminal() && (!r.stdout.is_empty() || !r.stderr.is_empty()) {
-        let inv = svc
-            .store
-            .get_invocation_by_id(invocation_id, node_id)
-            .await?;
-        let command = svc.store.get_command(&inv.command_id).await?;
-        let key = output_key(&command, node_id);
+        // "<command id>.<node id>": another node's id is not found below.
+        let command_id = invocation_id
+            .strip_suffix(node_id)
+            .and_then(|c| c.strip_suffix('.'))
+            .ok_or_else(|| ApiError::not_found(format!("invocation {invocation_id}")))?;
+        let spec = match command_spec(svc, command_id).await {
+            Ok(s) => s,
+            Err(e) if e.status == StatusCode::NOT_FOUND => {
+                return Err(ApiError::not_found(format!("invocation {invocation_id}")));
+            }
+            Err(e) => return Err(e),
+        };
+        let key = output_key(&spec, node_id);
         let mut ok = true;
         for (stream, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
+            if text.is_empty() {
+                continue;
+            }
             if let Err(e) = svc
                 .objects
                 .put(&format!("{key}/{stream}"), text.as_bytes().to_vec())
@@ -869,7 +886,8 @@ pub async fn report(
         None
     };
     let mut refused = false;
-    svc.store
+    let (command_id, _) = svc
+        .store
         .report_invocation(invocation_id, node_id, now, |stored| {
             let current = parse_details(&stored.status_details);
             match verdict(current, reported) {
@@ -900,21 +918,18 @@ pub async fn report(
             }
         })
         .await?;
-    svc.rollout_wake.notify_one();
+    rollout_changed(svc, &command_id).await;
     Ok(InvocationReportAck { accepted: !refused })
 }
 
 /// Where an invocation's full output lives in the object store.
-fn output_key(command: &CommandRecord, node_id: &str) -> String {
-    let prefix = if command.spec.output_prefix.is_empty() {
+fn output_key(spec: &CommandSpec, node_id: &str) -> String {
+    let prefix = if spec.output_prefix.is_empty() {
         DEFAULT_OUTPUT_PREFIX
     } else {
-        command.spec.output_prefix.trim_matches('/')
+        spec.output_prefix.trim_matches('/')
     };
-    format!(
-        "{prefix}/{}/{node_id}/{PLUGIN_NAME}",
-        command.spec.command_id
-    )
+    format!("{prefix}/{}/{node_id}/{PLUGIN_NAME}", spec.command_id)
 }
 
 // --- Reading ---------------------------------------------------------------
@@ -1133,23 +1148,67 @@ pub async fn output(
 
 // --- The rollout loop ------------------------------------------------------
 
+/// The commands whose invocations changed since their rollout last looked,
+/// as this replica heard (its own reports, and the others' through
+/// notifications).
+#[derive(Default)]
+pub struct Rollouts {
+    dirty: std::sync::Mutex<HashSet<String>>,
+    /// Look at every running command (notifications may have been lost).
+    all: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Rollouts {
+    pub fn mark(&self, command_id: &str) {
+        self.dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(command_id.to_string());
+        self.notify.notify_one();
+    }
+
+    pub fn mark_all(&self) {
+        self.all.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> (bool, HashSet<String>) {
+        let all = self.all.swap(false, std::sync::atomic::Ordering::Relaxed);
+        let dirty = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|e| e.into_inner()));
+        (all, dirty)
+    }
+}
+
 /// Runs every command's rollout on the replica holding the lease: looks at
-/// the commands an invocation changed (woken at once on this replica, within
-/// a tick on the others) or whose deadline came. Runs until aborted.
+/// the commands whose invocations changed (batched: reports arriving
+/// together make one step), those a deadline came for, and, when it takes
+/// the lease (a start, or another replica gone), every running one. Runs
+/// until aborted.
 pub async fn rollout_loop(svc: Services) {
     const LEASE: &str = "command-rollout";
     const TTL: Duration = Duration::from_secs(15);
     const TICK: Duration = Duration::from_millis(250);
+    /// Reports that arrive within this of each other make one step.
+    const GATHER: Duration = Duration::from_millis(20);
     let holder = crate::ids::secret(16);
     let mut held_until: Option<Timestamp> = None;
     loop {
-        let _ = tokio::time::timeout(TICK, svc.rollout_wake.notified()).await;
+        if tokio::time::timeout(TICK, svc.rollouts.notify.notified())
+            .await
+            .is_ok()
+        {
+            tokio::time::sleep(GATHER).await;
+        }
         let now = Timestamp::now();
         // Renewed well before it lapses; not on every tick (a write).
         if held_until.is_none_or(|u| u - SignedDuration::from_secs(10) <= now) {
             match svc.store.try_acquire_lease(LEASE, &holder, TTL, now).await {
                 Ok(true) => {
-                    held_until = Some(now + SignedDuration::try_from(TTL).unwrap_or_default())
+                    if held_until.is_none() {
+                        svc.rollouts.mark_all();
+                    }
+                    held_until = Some(now + SignedDuration::from_secs(TTL.as_secs() as i64));
                 }
                 Ok(false) => {
                     held_until = None;
@@ -1162,14 +1221,23 @@ pub async fn rollout_loop(svc: Services) {
                 }
             }
         }
-        let due = match svc.store.commands_due(now).await {
-            Ok(d) => d,
+        let (all, mut ids) = svc.rollouts.take();
+        let due = if all {
+            svc.store.active_commands().await
+        } else {
+            svc.store.commands_due(now).await
+        };
+        match due {
+            Ok(d) => ids.extend(d),
             Err(e) => {
                 tracing::error!("commands due: {e}");
+                if all {
+                    svc.rollouts.mark_all();
+                }
                 continue;
             }
-        };
-        for id in due {
+        }
+        for id in ids {
             if let Err(e) = advance(&svc, &id, Timestamp::now()).await {
                 tracing::error!("command {id}: {}", e.message);
             }

@@ -123,41 +123,73 @@ pub struct Recomputed {
     pub failed: usize,
 }
 
-/// Which baseline judges a node: its patch group's for its OS, else the
-/// OS's default (spec §6.2). Read once per re-computation.
+/// Which baseline judges a node of each OS and patch group (its patch
+/// group's, else its OS's registered default, else the predefined default),
+/// with each custom baseline's current version: read once, then answered
+/// without the store (a re-computation or a rollout step asks for many
+/// nodes).
 pub(crate) struct Resolver {
     groups: Vec<crate::store::PatchGroupRecord>,
-    defaults: HashMap<String, Option<String>>,
+    /// Registered defaults by OS.
+    defaults: HashMap<String, String>,
+    /// Current versions of the custom baselines named above.
+    versions: HashMap<String, i64>,
 }
 
 impl Resolver {
     pub(crate) async fn load(svc: &Services) -> ApiResult<Resolver> {
+        let groups = svc.store.list_patch_groups().await?;
+        let defaults: HashMap<String, String> =
+            svc.store.default_baselines().await?.into_iter().collect();
+        let mut versions = HashMap::new();
+        for id in groups
+            .iter()
+            .map(|g| &g.baseline_id)
+            .chain(defaults.values())
+        {
+            if versions.contains_key(id)
+                || patchfleet_core::baseline::predefined::by_id_or_name(id).is_some()
+            {
+                continue;
+            }
+            let r = svc.store.get_baseline(id).await?;
+            versions.insert(id.clone(), r.current_version);
+        }
         Ok(Resolver {
-            groups: svc.store.list_patch_groups().await?,
-            defaults: HashMap::new(),
+            groups,
+            defaults,
+            versions,
         })
     }
 
-    pub(crate) async fn baseline_for(
-        &mut self,
-        svc: &Services,
+    pub(crate) fn baseline_for(
+        &self,
         os: OperatingSystem,
         patch_group: Option<&str>,
-    ) -> ApiResult<Option<String>> {
+    ) -> Option<String> {
         if let Some(g) = patch_group
             && let Some(r) = self
                 .groups
                 .iter()
                 .find(|r| r.patch_group == g && r.operating_system == os.as_str())
         {
-            return Ok(Some(r.baseline_id.clone()));
+            return Some(r.baseline_id.clone());
         }
         if let Some(d) = self.defaults.get(os.as_str()) {
-            return Ok(d.clone());
+            return Some(d.clone());
         }
-        let d = baselines::default_id(svc, os).await?;
-        self.defaults.insert(os.as_str().to_string(), d.clone());
-        Ok(d)
+        patchfleet_core::baseline::predefined::default_for(os).and_then(|b| b.baseline_id.clone())
+    }
+
+    /// The baseline and its current version (0 for a predefined one).
+    pub(crate) fn baseline_version_for(
+        &self,
+        os: OperatingSystem,
+        patch_group: Option<&str>,
+    ) -> Option<(String, i64)> {
+        let id = self.baseline_for(os, patch_group)?;
+        let version = self.versions.get(&id).copied().unwrap_or(0);
+        Some((id, version))
     }
 }
 
@@ -172,7 +204,7 @@ pub async fn recompute(
     let day = day_of(now);
     let node_ids = node_ids.unwrap_or_default();
     let groups = svc.store.evaluation_groups(node_ids).await?;
-    let mut resolver = Resolver::load(svc).await?;
+    let resolver = Resolver::load(svc).await?;
     let mut baselines_loaded: HashMap<String, (Arc<Baseline>, i64)> = HashMap::new();
     let mut out = Recomputed::default();
     // Each group with its key; the keys not stored yet, computed below.
@@ -183,10 +215,7 @@ pub async fn recompute(
         let Ok(os) = group.operating_system.parse::<OperatingSystem>() else {
             continue;
         };
-        let Some(baseline_id) = resolver
-            .baseline_for(svc, os, group.patch_group.as_deref())
-            .await?
-        else {
+        let Some(baseline_id) = resolver.baseline_for(os, group.patch_group.as_deref()) else {
             continue;
         };
         if !baselines_loaded.contains_key(&baseline_id) {

@@ -34,9 +34,44 @@ pub struct Inner {
     pub inventories: fleet::InventoryCache,
     /// Full command output and `s3://` documents.
     pub objects: crate::objects::Objects,
-    /// Wakes this replica's rollout loop after an agent's report (other
-    /// replicas' reports reach it through the store within a tick).
-    pub rollout_wake: tokio::sync::Notify,
+    /// The commands whose rollout should look again (this replica's view).
+    pub rollouts: commands::Rollouts,
+    /// What SendCommand fixed, by command id (never changes).
+    pub specs: Memo<String, crate::store::CommandSpec>,
+    /// Saved baseline versions, by (id, version) (never change).
+    pub baseline_versions: Memo<(String, i64), patchfleet_core::baseline::Baseline>,
+}
+
+/// A bounded map of values that never change once written (so any replica
+/// may keep its own copy): forgotten all at once when full.
+pub struct Memo<K, V> {
+    entries: std::sync::Mutex<std::collections::HashMap<K, Arc<V>>>,
+    capacity: usize,
+}
+
+impl<K: std::hash::Hash + Eq, V> Memo<K, V> {
+    pub fn new(capacity: usize) -> Memo<K, V> {
+        Memo {
+            entries: Default::default(),
+            capacity,
+        }
+    }
+
+    pub fn get(&self, key: &K) -> Option<Arc<V>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    pub fn insert(&self, key: K, value: Arc<V>) {
+        let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= self.capacity {
+            m.clear();
+        }
+        m.insert(key, value);
+    }
 }
 
 impl std::ops::Deref for Services {

@@ -84,7 +84,7 @@ pub async fn preview(
     }
     let now = Timestamp::now();
     let day = day_of(now);
-    let mut resolver = Resolver::load(svc).await?;
+    let resolver = Resolver::load(svc).await?;
     let default_now = baselines::default_id(svc, os).await?;
     let mut inventories: HashMap<String, NodeFacts> = HashMap::new();
     let mut current: HashMap<String, Baseline> = HashMap::new();
@@ -99,10 +99,7 @@ pub async fn preview(
         if node.operating_system != os.as_str() {
             continue;
         }
-        let Some(judge) = resolver
-            .baseline_for(svc, os, node.patch_group.as_deref())
-            .await?
-        else {
+        let Some(judge) = resolver.baseline_for(os, node.patch_group.as_deref()) else {
             continue;
         };
         let affected = match &replaces {

@@ -15,8 +15,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// The PostgreSQL channel work notifications travel on.
+/// The PostgreSQL channel work notifications travel on (node ids,
+/// comma-separated).
 pub const CHANNEL: &str = "patchfleet_work";
+/// The channel of rollout notifications (a command id): an invocation of
+/// that command changed on some replica.
+pub const ROLLOUT_CHANNEL: &str = "patchfleet_rollout";
+/// NOTIFY payloads stay under PostgreSQL's 8,000-byte limit.
+const PAYLOAD_BYTES: usize = 7_000;
 
 /// A poll re-reads the store this often even when nothing woke it: the
 /// safety net under notifications (and what delivers re-sends, which no
@@ -67,10 +73,28 @@ impl Wake {
 /// Tells every replica that `node_id` has work: this one at once, the
 /// others through the database.
 pub async fn work_queued(store: &Store, wake: &Wake, node_id: &str) {
-    wake.wake(node_id);
-    if let Err(e) = store.notify(CHANNEL, node_id).await {
-        // Not fatal: the other replicas' polls re-read the store anyway.
-        tracing::warn!("notifying the other replicas of work for {node_id}: {e}");
+    work_queued_many(store, wake, &[node_id.to_string()]).await;
+}
+
+/// [`work_queued`] for many nodes: a rollout step can dispatch thousands;
+/// they travel in as few notifications as fit.
+pub async fn work_queued_many(store: &Store, wake: &Wake, node_ids: &[String]) {
+    for n in node_ids {
+        wake.wake(n);
+    }
+    let mut payload = String::new();
+    for (i, n) in node_ids.iter().enumerate() {
+        if !payload.is_empty() {
+            payload.push(',');
+        }
+        payload.push_str(n);
+        if payload.len() >= PAYLOAD_BYTES || i + 1 == node_ids.len() {
+            if let Err(e) = store.notify(CHANNEL, &payload).await {
+                // Not fatal: the other replicas' polls re-read the store.
+                tracing::warn!("notifying the other replicas of work: {e}");
+            }
+            payload.clear();
+        }
     }
 }
 
@@ -90,18 +114,22 @@ pub async fn listen(database_url: String, svc: super::Services) {
                 continue;
             }
         };
-        if let Err(e) = listener.listen(CHANNEL).await {
-            tracing::warn!("work notifications: LISTEN {CHANNEL}: {e}");
+        if let Err(e) = listener.listen_all([CHANNEL, ROLLOUT_CHANNEL]).await {
+            tracing::warn!("work notifications: LISTEN: {e}");
             tokio::time::sleep(backoff).await;
             continue;
         }
         backoff = Duration::from_millis(250);
         // Whatever was sent while this replica was not listening.
         wake.wake_all();
+        svc.rollouts.mark_all();
         // Until the connection is lost (`Ok(None)` or an error): then
         // reconnect, and wake everyone.
         while let Ok(Some(n)) = listener.try_recv().await {
-            wake.wake(n.payload());
+            match n.channel() {
+                ROLLOUT_CHANNEL => svc.rollouts.mark(n.payload()),
+                _ => n.payload().split(',').for_each(|id| wake.wake(id)),
+            }
         }
     }
 }

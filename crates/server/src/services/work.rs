@@ -37,15 +37,16 @@ pub async fn poll(svc: &Services, node_id: &str, wait: Duration) -> ApiResult<Ve
             tokio::pin!(woken);
             woken.as_mut().enable();
             let now = Timestamp::now();
-            let mut items = Vec::new();
-            if svc.store.has_work(node_id).await? {
-                items = svc.store.take_work(node_id, now).await?;
-            }
-            if commands::has_deliveries(svc, node_id, now).await? {
+            if svc
+                .store
+                .has_work(node_id, commands::resend_before(svc, now))
+                .await?
+            {
+                let mut items = svc.store.take_work(node_id, now).await?;
                 items.extend(commands::deliveries(svc, node_id, now).await?);
-            }
-            if !items.is_empty() {
-                return Ok(items);
+                if !items.is_empty() {
+                    return Ok(items);
+                }
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {

@@ -91,29 +91,29 @@ fn invocation_of(r: &AnyRow) -> Result<InvocationRecord> {
 }
 
 impl Store {
-    /// A FROM item `j` over the JSON array of objects bound to `param`,
-    /// with the named columns (`(name, "text" | "bigint")`): how one
-    /// statement updates many rows on both databases.
+    /// `WITH j AS MATERIALIZED (…)`: the rows of the JSON array of objects
+    /// bound to `param`, with the named columns (`(name, "text" |
+    /// "bigint")`), read once. How one statement writes many rows on both
+    /// databases; materialised so that a join probes it instead of parsing
+    /// the JSON again for every row it meets.
     fn json_records(&self, param: &str, cols: &[(&str, &str)]) -> String {
-        match self.backend {
+        let select = match self.backend {
             Backend::Sqlite => {
                 let fields: Vec<String> = cols
                     .iter()
                     .map(|(c, _)| format!("json_extract(value, '$.{c}') AS {c}"))
                     .collect();
-                format!(
-                    "(SELECT {} FROM json_each({param})) AS j",
-                    fields.join(", ")
-                )
+                format!("SELECT {} FROM json_each({param})", fields.join(", "))
             }
             Backend::Postgres => {
                 let fields: Vec<String> = cols.iter().map(|(c, t)| format!("{c} {t}")).collect();
                 format!(
-                    "json_to_recordset({param}::json) AS j({})",
+                    "SELECT * FROM json_to_recordset({param}::json) AS x({})",
                     fields.join(", ")
                 )
             }
-        }
+        };
+        format!("WITH j AS MATERIALIZED ({select}) ")
     }
 
     /// Stores a command and its invocations (one per target, in dispatch
@@ -181,9 +181,9 @@ impl Store {
                 ],
             );
             sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO invocations (command_id, node_id, invocation_id, position, \
+                "{from}INSERT INTO invocations (command_id, node_id, invocation_id, position, \
                  computer_name, status, status_details, updated_at) \
-                 SELECT $2, j.n, j.i, j.p, j.c, j.s, j.d, $3 FROM {from}"
+                 SELECT $2, j.n, j.i, j.p, j.c, j.s, j.d, $3 FROM j"
             )))
             .bind(to_json(&chunk)?)
             .bind(&spec.command_id)
@@ -403,8 +403,8 @@ impl Store {
         };
         let command = command_of(&r)?;
         let rows = sqlx::query(
-            "SELECT i.node_id, i.status_details, i.dispatched, i.ended_at, n.capabilities, \
-             n.deregistered_at FROM invocations i LEFT JOIN nodes n ON n.node_id = i.node_id \
+            "SELECT i.node_id, i.status_details, i.dispatched, i.ended_at, n.operating_system, \
+             n.patch_group FROM invocations i LEFT JOIN nodes n ON n.node_id = i.node_id \
              WHERE i.command_id = $1 ORDER BY i.position",
         )
         .bind(command_id)
@@ -412,18 +412,21 @@ impl Store {
         .await?;
         let mut slots = Vec::with_capacity(rows.len());
         for r in &rows {
-            let caps: Option<String> = get(r, "capabilities")?;
-            let deregistered: Option<i64> = get(r, "deregistered_at")?;
+            let details: String = get(r, "status_details")?;
+            let dispatched = get::<i64>(r, "dispatched")? != 0;
+            // Only an invocation that may still be dispatched needs them.
+            let (operating_system, patch_group) = if !dispatched && details == "Pending" {
+                (get(r, "operating_system")?, get(r, "patch_group")?)
+            } else {
+                (None, None)
+            };
             slots.push(RolloutSlot {
                 node_id: get(r, "node_id")?,
-                details: get(r, "status_details")?,
-                dispatched: get::<i64>(r, "dispatched")? != 0,
+                details,
+                dispatched,
                 ended_at: get_opt_ts(r, "ended_at")?,
-                registered: caps.is_some() && deregistered.is_none(),
-                capabilities: match caps {
-                    Some(c) => parse_json(&c, "capabilities")?,
-                    None => Vec::new(),
-                },
+                operating_system,
+                patch_group,
             });
         }
         let Some(change) = decide(&command, &slots) else {
@@ -436,8 +439,16 @@ impl Store {
         };
         let now_ms = ms(now);
         let mut rows = Vec::new();
+        let pins: HashMap<usize, (&String, i64)> = change
+            .pins
+            .iter()
+            .map(|(p, id, v)| (*p, (id, *v)))
+            .collect();
         for &p in &change.dispatch {
-            rows.push(serde_json::json!({"p": p, "k": "dispatch"}));
+            let (b, v) = pins
+                .get(&p)
+                .map_or((None, None), |(b, v)| (Some(*b), Some(*v)));
+            rows.push(serde_json::json!({"p": p, "k": "dispatch", "b": b, "v": v}));
         }
         for (p, status, details) in &change.states {
             rows.push(serde_json::json!({"p": p, "k": "state", "s": status, "d": details}));
@@ -445,19 +456,28 @@ impl Store {
         for chunk in rows.chunks(5_000) {
             let from = self.json_records(
                 "$1",
-                &[("p", "bigint"), ("k", "text"), ("s", "text"), ("d", "text")],
+                &[
+                    ("p", "bigint"),
+                    ("k", "text"),
+                    ("s", "text"),
+                    ("d", "text"),
+                    ("b", "text"),
+                    ("v", "bigint"),
+                ],
             );
             // A terminal state records its end; a dispatch its instant.
             sqlx::query(AssertSqlSafe(format!(
-                "UPDATE invocations SET \
+                "{from}UPDATE invocations SET \
                  dispatched = CASE WHEN j.k = 'dispatch' THEN 1 ELSE dispatched END, \
                  dispatched_at = CASE WHEN j.k = 'dispatch' THEN $3 ELSE dispatched_at END, \
+                 baseline_id = CASE WHEN j.k = 'dispatch' THEN j.b ELSE baseline_id END, \
+                 baseline_version = CASE WHEN j.k = 'dispatch' THEN j.v ELSE baseline_version END, \
                  status = CASE WHEN j.k = 'state' THEN j.s ELSE status END, \
                  status_details = CASE WHEN j.k = 'state' THEN j.d ELSE status_details END, \
                  ended_at = CASE WHEN j.k = 'state' AND j.d NOT IN ('Pending', 'InProgress', \
                  'Delayed', 'Cancelling') THEN COALESCE(ended_at, $3) ELSE ended_at END, \
                  updated_at = $3 \
-                 FROM {from} WHERE invocations.command_id = $2 AND invocations.position = j.p"
+                 FROM j WHERE invocations.command_id = $2 AND invocations.position = j.p"
             )))
             .bind(to_json(&chunk)?)
             .bind(command_id)
@@ -507,9 +527,21 @@ impl Store {
         Ok(Some(change))
     }
 
-    /// The commands whose rollout must look again at `now`: an invocation
-    /// changed (`dirty`, also on a finished command: a late result can
-    /// change its status), or a deadline of a running one came.
+    /// Every running command.
+    pub async fn active_commands(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT command_id FROM commands WHERE finished_at IS NULL OR dirty = 1",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(|(c,)| c).collect())
+    }
+
+    /// The commands whose rollout must look again at `now`: new ones
+    /// (`dirty`), and running ones whose deadline (or safety wake-up) came.
+    /// Changed invocations are announced by notification instead (see
+    /// `services::commands::Rollouts`), not by a write to the command's row
+    /// that every report would contend for.
     pub async fn commands_due(&self, now: Timestamp) -> Result<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as(
             "SELECT command_id FROM commands WHERE dirty = 1 \
@@ -521,12 +553,15 @@ impl Store {
         Ok(rows.into_iter().map(|(c,)| c).collect())
     }
 
-    /// Whether a poll has an invocation to deliver to the node: dispatched,
-    /// not yet acknowledged, and not delivered since `resend_before`.
-    pub async fn has_deliveries(&self, node_id: &str, resend_before: Timestamp) -> Result<bool> {
+    /// Whether a poll has anything for the node: a work item, or an
+    /// invocation dispatched, not yet acknowledged, and not delivered since
+    /// `resend_before`. One read: what every long poll repeats.
+    pub async fn has_work(&self, node_id: &str, resend_before: Timestamp) -> Result<bool> {
         let r: Option<(i64,)> = sqlx::query_as(
             "SELECT 1 FROM invocations WHERE node_id = $1 AND dispatched = 1 \
-             AND status_details = 'Pending' AND (delivered_at IS NULL OR delivered_at <= $2) LIMIT 1",
+             AND status_details = 'Pending' AND (delivered_at IS NULL OR delivered_at <= $2) \
+             UNION ALL SELECT 1 FROM work_items WHERE node_id = $1 AND delivered_at IS NULL \
+             LIMIT 1",
         )
         .bind(node_id)
         .bind(ms(resend_before))
@@ -535,79 +570,41 @@ impl Store {
         Ok(r.is_some())
     }
 
-    /// Takes the node's deliverable invocations (see [`Self::has_deliveries`])
-    /// with their commands, recording the delivery; `pin` names the
-    /// baseline (id, version) each invocation is sent with the first time
-    /// (later deliveries keep the first). Not audited: delivery is
-    /// bookkeeping.
-    pub async fn take_deliveries<F>(
+    /// Takes the node's deliverable invocations (see [`Self::has_work`]),
+    /// recording the delivery, in one statement (two polls never both take
+    /// one). Not audited: delivery is bookkeeping.
+    pub async fn take_deliveries(
         &self,
         node_id: &str,
         now: Timestamp,
         resend_before: Timestamp,
-        mut pin: F,
-    ) -> Result<Vec<(CommandRecord, InvocationRecord)>>
-    where
-        F: FnMut(&CommandRecord, &InvocationRecord) -> Option<(String, i64)>,
-    {
-        let mut tx = self.write.begin().await?;
+    ) -> Result<Vec<InvocationRecord>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {INVOCATION_COLS} FROM invocations WHERE node_id = $1 AND dispatched = 1 \
-             AND status_details = 'Pending' AND (delivered_at IS NULL OR delivered_at <= $2) \
-             ORDER BY dispatched_at, command_id{}",
-            self.for_update()
+            "UPDATE invocations SET delivered_at = $3, deliveries = deliveries + 1, updated_at = $3 \
+             WHERE node_id = $1 AND dispatched = 1 AND status_details = 'Pending' \
+             AND (delivered_at IS NULL OR delivered_at <= $2) RETURNING {INVOCATION_COLS}"
         )))
         .bind(node_id)
         .bind(ms(resend_before))
-        .fetch_all(&mut *tx)
+        .bind(ms(now))
+        .fetch_all(&self.write)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let mut inv = invocation_of(r)?;
-            let c = sqlx::query(AssertSqlSafe(format!(
-                "SELECT {COMMAND_COLS} FROM commands WHERE command_id = $1"
-            )))
-            .bind(&inv.command_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            let command = command_of(&c)?;
-            if inv.baseline_id.is_none()
-                && let Some((id, version)) = pin(&command, &inv)
-            {
-                inv.baseline_id = Some(id);
-                inv.baseline_version = Some(version);
-            }
-            sqlx::query(
-                "UPDATE invocations SET delivered_at = $3, deliveries = deliveries + 1, \
-                 baseline_id = $4, baseline_version = $5, updated_at = $3 \
-                 WHERE command_id = $1 AND node_id = $2",
-            )
-            .bind(&inv.command_id)
-            .bind(node_id)
-            .bind(ms(now))
-            .bind(inv.baseline_id.clone())
-            .bind(inv.baseline_version)
-            .execute(&mut *tx)
-            .await?;
-            inv.delivered_at = Some(now);
-            inv.deliveries += 1;
-            out.push((command, inv));
-        }
-        tx.commit().await?;
+        let mut out = rows.iter().map(invocation_of).collect::<Result<Vec<_>>>()?;
+        out.sort_by(|a, b| (a.dispatched_at, &a.command_id).cmp(&(b.dispatched_at, &b.command_id)));
         Ok(out)
     }
 
     /// Applies an agent's report to its invocation under a lock: `decide`
-    /// gets the invocation and returns the update (or `None`: refused),
-    /// and the command is marked for its rollout to look again. The
-    /// invocation must be the node's own.
+    /// gets the invocation and returns the update (or `None`: nothing to
+    /// write). The invocation must be the node's own. Returns its command
+    /// (whose rollout the caller tells to look again).
     pub async fn report_invocation<F>(
         &self,
         invocation_id: &str,
         node_id: &str,
         now: Timestamp,
         decide: F,
-    ) -> Result<Option<InvocationUpdate>>
+    ) -> Result<(String, Option<InvocationUpdate>)>
     where
         F: FnOnce(&InvocationRecord) -> Option<InvocationUpdate>,
     {
@@ -623,7 +620,7 @@ impl Store {
         .ok_or_else(|| StoreError::NotFound(format!("invocation {invocation_id}")))?;
         let inv = invocation_of(&r)?;
         let Some(u) = decide(&inv) else {
-            return Ok(None);
+            return Ok((inv.command_id, None));
         };
         sqlx::query(
             "UPDATE invocations SET status = $3, status_details = $4, \
@@ -648,19 +645,15 @@ impl Store {
         .bind(u.reboots)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE commands SET dirty = 1 WHERE command_id = $1")
-            .bind(&inv.command_id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
-        Ok(Some(u))
+        Ok((inv.command_id, Some(u)))
     }
 
     /// The registered nodes a target list is matched against: id, computer
     /// name, tags.
     pub async fn nodes_for_targeting(&self) -> Result<Vec<TargetableNode>> {
         let rows = sqlx::query(
-            "SELECT n.node_id, n.computer_name, t.key, t.value FROM nodes n \
+            "SELECT n.node_id, n.computer_name, n.capabilities, t.key, t.value FROM nodes n \
              LEFT JOIN node_tags t ON t.node_id = n.node_id \
              WHERE n.deregistered_at IS NULL ORDER BY n.node_id",
         )
@@ -674,6 +667,7 @@ impl Store {
                     node_id: id,
                     computer_name: get(r, "computer_name")?,
                     tags: HashMap::new(),
+                    capabilities: parse_json(&get::<String>(r, "capabilities")?, "capabilities")?,
                 });
             }
             let key: Option<String> = get(r, "key")?;

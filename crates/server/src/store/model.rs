@@ -581,10 +581,9 @@ pub struct RolloutSlot {
     pub details: String,
     pub dispatched: bool,
     pub ended_at: Option<Timestamp>,
-    /// What the node's agent announced (empty when it is gone).
-    pub capabilities: Vec<String>,
-    /// Still registered.
-    pub registered: bool,
+    /// The node's OS and patch group, for an invocation not dispatched yet.
+    pub operating_system: Option<String>,
+    pub patch_group: Option<String>,
 }
 
 /// What a rollout step changes (positions index the invocations).
@@ -595,6 +594,8 @@ pub struct RolloutChange {
     pub states: Vec<(usize, String, String)>,
     /// Invocations whose agent is told to stop (a `cancel` work item).
     pub cancel_work: Vec<usize>,
+    /// (position, baseline id, version) judging a dispatched invocation.
+    pub pins: Vec<(usize, String, i64)>,
     /// `finished_at` set: the command ended (at the step's instant unless
     /// it had ended before).
     pub progress: CommandProgress,
@@ -623,4 +624,6 @@ pub struct TargetableNode {
     pub node_id: String,
     pub computer_name: String,
     pub tags: std::collections::HashMap<String, String>,
+    /// What its agent announced.
+    pub capabilities: Vec<String>,
 }

@@ -353,6 +353,23 @@ impl Store {
             .bind(node_id)
             .execute(&mut *tx)
             .await?;
+        // Its commands' invocations not yet sent can never be delivered.
+        let commands: Vec<(String,)> = sqlx::query_as(
+            "UPDATE invocations SET status = 'Failed', status_details = 'Undeliverable', \
+             ended_at = $2, updated_at = $2 \
+             WHERE node_id = $1 AND dispatched = 0 AND status_details = 'Pending' \
+             RETURNING command_id",
+        )
+        .bind(node_id)
+        .bind(ms(now))
+        .fetch_all(&mut *tx)
+        .await?;
+        for (c,) in &commands {
+            sqlx::query("UPDATE commands SET dirty = 1 WHERE command_id = $1")
+                .bind(c)
+                .execute(&mut *tx)
+                .await?;
+        }
         audit::write(&mut tx, audit, &[node_id]).await?;
         tx.commit().await?;
         Ok(())

@@ -53,19 +53,6 @@ impl Store {
         Ok(id)
     }
 
-    /// Whether the node has undelivered work: the read a long poll repeats,
-    /// so it must not write (on SQLite every write queues for the one
-    /// writer).
-    pub async fn has_work(&self, node_id: &str) -> Result<bool> {
-        let r: Option<(i64,)> = sqlx::query_as(
-            "SELECT 1 FROM work_items WHERE node_id = $1 AND delivered_at IS NULL LIMIT 1",
-        )
-        .bind(node_id)
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(r.is_some())
-    }
-
     /// Sends `payload` on the PostgreSQL notification `channel` (the other
     /// replicas listen); nothing on SQLite, whose one process needs none.
     pub async fn notify(&self, channel: &str, payload: &str) -> Result<()> {

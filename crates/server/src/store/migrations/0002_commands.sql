@@ -38,6 +38,7 @@ CREATE TABLE commands (
     finished_at BIGINT
 );
 CREATE INDEX commands_active ON commands (wake_at) WHERE finished_at IS NULL;
+CREATE INDEX commands_dirty ON commands (command_id) WHERE dirty = 1;
 CREATE INDEX commands_requested ON commands (requested_at, command_id);
 
 CREATE TABLE invocations (

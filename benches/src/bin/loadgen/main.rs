@@ -8,10 +8,15 @@
 //! distinct 1,500-installed-package facts (offer, then `PUT
 //! /agent/v1/facts/{hash}`).
 //!
+//! `loadgen command`: SendCommand to thousands of simulated agents, each
+//! with its own certificate and long poll (see `command.rs`).
+//!
 //! `loadgen recompute`: populates the store directly (nodes, distinct
 //! inventories, nodes spread over them), then times the fleet
 //! re-computation after a baseline edit (a new default baseline: every node
 //! re-evaluated) and the fleet compliance summary.
+
+mod command;
 
 use anyhow::{Result, anyhow, bail};
 use clap::{Parser, Subcommand};
@@ -56,6 +61,25 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         uploads: usize,
     },
+    /// SendCommand to many simulated agents (the server in a child process).
+    Command {
+        #[arg(long)]
+        database: Option<String>,
+        #[arg(long, default_value_t = 10_000)]
+        nodes: usize,
+        /// The command's MaxConcurrency (a count or a percentage).
+        #[arg(long, default_value = "100%")]
+        max_concurrency: String,
+        /// Registrations in flight.
+        #[arg(long, default_value_t = 16)]
+        register_concurrency: usize,
+    },
+    /// (Internal: the server child of `command`.)
+    #[command(hide = true)]
+    Serve {
+        #[arg(long)]
+        database: Option<String>,
+    },
     /// Fleet re-computation and summary at scale, store populated directly.
     Recompute {
         #[arg(long)]
@@ -90,6 +114,13 @@ fn main() -> Result<()> {
                 inventories,
                 concurrency,
             } => recompute(database, nodes, inventories, concurrency).await,
+            Cmd::Command {
+                database,
+                nodes,
+                max_concurrency,
+                register_concurrency,
+            } => command::run(database, nodes, max_concurrency, register_concurrency).await,
+            Cmd::Serve { database } => command::serve(database).await,
         }
     })
 }
@@ -190,12 +221,15 @@ fn agent_info(facts: &NodeFacts, hostname: String) -> AgentInfo {
     }
 }
 
+/// Registers one simulated node over `/agent/v1/register` with the
+/// activation `(id, code)`, announcing `capabilities`.
 async fn register(
     url: &str,
     ca_pem: &str,
-    act: &activations::CreatedActivation,
+    (activation_id, activation_code): (&str, &str),
     hostname: String,
     facts: &NodeFacts,
+    capabilities: &[&str],
 ) -> Result<SimNode> {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut params = rcgen::CertificateParams::default();
@@ -208,11 +242,13 @@ async fn register(
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots(ca_pem)?)
         .with_no_client_auth();
+    let mut agent = agent_info(facts, hostname);
+    agent.capabilities = capabilities.iter().map(|c| c.to_string()).collect();
     let req = RegisterRequest {
-        activation_id: act.activation_id.clone(),
-        activation_code: act.activation_code.clone(),
+        activation_id: activation_id.to_string(),
+        activation_code: activation_code.to_string(),
         csr_pem,
-        agent: agent_info(facts, hostname),
+        agent,
     };
     let resp = client(tls)?
         .post(format!("{url}/agent/v1/register"))
@@ -335,7 +371,17 @@ async fn agent(
     let mut nodes = Vec::with_capacity(n);
     for i in 0..n {
         let act = &acts[i / 1000];
-        nodes.push(register(&url, &running.ca_pem, act, format!("sim-{i}"), &images[0]).await?);
+        nodes.push(
+            register(
+                &url,
+                &running.ca_pem,
+                (&act.activation_id, &act.activation_code),
+                format!("sim-{i}"),
+                &images[0],
+                &[],
+            )
+            .await?,
+        );
     }
     let nodes = Arc::new(nodes);
     println!(
