@@ -149,9 +149,7 @@ impl Executor {
             () = tokio::time::sleep(Duration::from_secs(timeout_secs.into())) => Stop::TimedOut(timeout_secs),
             () = cancel => Stop::Cancelled,
         };
-        session::terminate(child.sid, STOP_GRACE).await;
-        let _ = child.wait().await;
-        child.reaped();
+        child.stop().await;
         let (outcome, note) = match stop {
             Stop::TimedOut(secs) => (
                 Outcome::ExecutionTimedOut,
@@ -195,9 +193,7 @@ impl Executor {
     async fn on_exit_after_stop(&self, id: &str, output: &StepOutput) -> Result<()> {
         let mut child = self.spawn(id, output, true)?;
         let ended = tokio::time::timeout(ON_EXIT_LIMIT, child.wait()).await;
-        session::terminate(child.sid, STOP_GRACE).await;
-        let _ = child.wait().await;
-        child.reaped();
+        child.stop().await;
         if ended.is_err() {
             output.note("patchfleet-agent: the on-exit hooks did not end in time: stopped")?;
         }
@@ -306,6 +302,15 @@ impl StepChild {
 
     fn reaped(&mut self) {
         self.reaped = true;
+    }
+
+    /// Stops the step's session (TERM, then KILL) and reaps the child.
+    async fn stop(&mut self) {
+        session::terminate(self.sid, STOP_GRACE).await;
+        // The leader itself, whatever the listing saw.
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        self.reaped();
     }
 }
 
