@@ -13,19 +13,19 @@
 
 #[path = "../../pkg/tests/common/mod.rs"]
 mod common;
-mod invocation_support;
+mod support;
 
 use common::{TempDir, build_apt_testbed};
-use invocation_support::{
-    Hooks, boot_between_installs, boots, count, debian, gone, invocation, steps, wait_for_lines,
-    with_hooks,
-};
 use patchfleet_protocol::{CommandInvocation, OverridePatch};
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::{
+    Hooks, boot_between_installs, boots, count, debian, gone, invocation, steps, wait_for_lines,
+    with_hooks,
+};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_patchfleet-agent");
 /// After every install of the tests: nothing is pending a reboot.
@@ -84,13 +84,12 @@ impl Bed {
         c.arg("execute")
             .arg("--invocation")
             .arg(inv)
-            .arg("--state-dir")
-            .arg(self.state())
-            .arg("--root")
-            .arg(&self.root)
-            .args(["--boot-time", &self.boot_time])
-            .arg("--boot-id-file")
-            .arg(self.tmp.0.join("boot_id"))
+            .args(support::node_flags(
+                &self.state(),
+                &self.root,
+                &self.boot_time,
+                &self.tmp.0.join("boot_id"),
+            ))
             .args(&self.extra)
             .env_remove("RUST_BACKTRACE");
         c
@@ -115,7 +114,7 @@ impl Bed {
     }
 
     fn installed(&self, name: &str) -> String {
-        installed_version(&self.dpkg_status(), name)
+        support::installed_version(&self.root, name)
     }
 
     /// A script (program for `--reboot-command`) that appends a line to a
@@ -146,17 +145,6 @@ fn report(out: &Output) -> Value {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "execute: {:?}\n{stderr}", out.status);
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
-}
-
-fn installed_version(status: &str, name: &str) -> String {
-    let para = status
-        .split("\n\n")
-        .find(|p| p.lines().any(|l| l == format!("Package: {name}")))
-        .unwrap_or_else(|| panic!("{name} not in the status"));
-    para.lines()
-        .find_map(|l| l.strip_prefix("Version: "))
-        .unwrap()
-        .to_string()
 }
 
 fn stdout(r: &Value) -> &str {
@@ -461,14 +449,7 @@ fn the_execution_timeout_stops_the_whole_step() {
     let mut bed = Bed::apt("rc-timeout");
     let pids = bed.tmp.0.join("pids");
     let hang = bed.tmp.0.join("hanging-reboot");
-    std::fs::write(
-        &hang,
-        format!(
-            "#!/bin/sh\necho $$ > {p}\nsleep 300 &\necho $! >> {p}\nwait\n",
-            p = pids.display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&hang, format!("#!/bin/sh\n{}\n", support::hanging(&pids))).unwrap();
     std::fs::set_permissions(&hang, std::fs::Permissions::from_mode(0o755)).unwrap();
     bed.extra
         .extend(["--reboot-command".into(), hang.display().to_string()]);
@@ -516,14 +497,7 @@ fn a_cancel_stops_the_running_step() {
     let mut bed = Bed::apt("rc-cancel");
     let hooks = Hooks::new("cancel", bed.tmp.0.join("hooks.log"));
     let pids = bed.tmp.0.join("pids");
-    hooks.add(
-        "pre-install.d",
-        "slow",
-        &format!(
-            "echo $$ > {p}; sleep 300 & echo $! >> {p}; wait",
-            p = pids.display()
-        ),
-    );
+    hooks.add("pre-install.d", "slow", &support::hanging(&pids));
     hooks.add("on-exit.d", "exit", "true");
     bed.hooks(&hooks);
     let status = bed.dpkg_status();

@@ -14,15 +14,12 @@
 
 #[path = "../../pkg/tests/common/mod.rs"]
 mod common;
-mod invocation_support;
+mod support;
 
 use axum::extract::{Path as UrlPath, State};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use common::{TempDir, build_apt_testbed};
-use invocation_support::{
-    Hooks, boot_between_installs, debian, gone, steps, wait_for_lines, with_hooks,
-};
 use patchfleet_protocol::{
     CommandInvocation, FactsOffer, FactsOfferAck, Heartbeat, HeartbeatAck, InvocationReport,
     InvocationReportAck, WorkItem, WorkResponse,
@@ -36,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::{Hooks, boot_between_installs, debian, gone, steps, wait_for_lines, with_hooks};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_patchfleet-agent");
 const NODE: &str = "mi-0123456789abcdef0";
@@ -184,13 +182,12 @@ impl Node {
         agent.child = Some(
             Command::new(AGENT)
                 .arg("run")
-                .arg("--state-dir")
-                .arg(self.state())
-                .arg("--root")
-                .arg(&self.root)
-                .args(["--boot-time", &self.boot_time])
-                .arg("--boot-id-file")
-                .arg(self.tmp.0.join("boot_id"))
+                .args(support::node_flags(
+                    &self.state(),
+                    &self.root,
+                    &self.boot_time,
+                    &self.tmp.0.join("boot_id"),
+                ))
                 .arg("--hooks-root")
                 .arg(self.hooks.root())
                 .arg("--reboot-command")
@@ -205,8 +202,7 @@ impl Node {
     }
 
     fn record(&self, id: &str) -> Value {
-        let p = self.state().join("invocations").join(format!("{id}.json"));
-        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+        support::record(&self.state(), id)
     }
 
     fn reboots(&self) -> String {
@@ -308,14 +304,7 @@ async fn invocations_run_once_in_order_and_are_reported_after_their_facts() {
     ));
     let hooks = Hooks::new("run", tmp.0.join("hooks.log"));
     let pids = tmp.0.join("pids");
-    hooks.add(
-        "pre-install.d",
-        "slow",
-        &format!(
-            "echo $$ >> {p}; sleep 300 & echo $! >> {p}; wait",
-            p = pids.display()
-        ),
-    );
+    hooks.add("pre-install.d", "slow", &support::hanging(&pids));
     let reboot = tmp.0.join("fake-reboot");
     std::fs::write(
         &reboot,

@@ -1,6 +1,7 @@
-//! What the Run Command tests share: invocations as the server sends them,
-//! the journal's execution record, hook directories a hook may run from,
-//! and waiting for processes.
+//! What the agent's tests share (beyond the test beds of
+//! `crates/pkg/tests/common`): installed versions, invocations as the server
+//! sends them, the journal's execution record, hook directories a hook may
+//! run from, and waiting for processes.
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
@@ -170,4 +171,53 @@ pub fn boot_between_installs() -> String {
         std::thread::sleep(Duration::from_millis(50));
     }
     boot.to_string()
+}
+
+/// The version dpkg records for `name` in the root's status file.
+pub fn installed_version(root: &Path, name: &str) -> String {
+    let status = std::fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap();
+    let para = status
+        .split("\n\n")
+        .find(|p| p.lines().any(|l| l == format!("Package: {name}")))
+        .unwrap_or_else(|| panic!("{name} not in the status"));
+    para.lines()
+        .find_map(|l| l.strip_prefix("Version: "))
+        .unwrap()
+        .to_string()
+}
+
+/// A journal record (`<state>/invocations/<id>.json`).
+pub fn record(state: &Path, id: &str) -> Value {
+    let path = state.join("invocations").join(format!("{id}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A shell body that writes its pid and its child's to `pids`, then
+/// waits for the child (five minutes): a step that hangs with a tree.
+pub fn hanging(pids: &Path) -> String {
+    format!(
+        "echo $$ > {p}; sleep 300 & echo $! >> {p}; wait",
+        p = pids.display()
+    )
+}
+
+/// The flags `execute` and `run` share: where the journal is, which root,
+/// its boot time, and the boot-id file a test switches to "reboot".
+pub fn node_flags(
+    state: &Path,
+    root: &Path,
+    boot_time: &str,
+    boot_id_file: &Path,
+) -> Vec<std::ffi::OsString> {
+    vec![
+        "--state-dir".into(),
+        state.into(),
+        "--root".into(),
+        root.into(),
+        "--boot-time".into(),
+        boot_time.into(),
+        "--boot-id-file".into(),
+        boot_id_file.into(),
+    ]
 }
