@@ -163,10 +163,12 @@ impl Executor {
             ),
         };
         output.note(&note)?;
+        // Not when the step was in them, nor when it finished (them
+        // included) in the instant before it was stopped.
         let step = self.journal.get(id)?.map(|r| r.step);
         let hooks_on_exit = inv.document.operation == PatchOperation::Install
             && inv.document.hooks.is_some_and(|h| h.on_exit)
-            && step != Some(Step::OnExitHooks);
+            && !matches!(step, None | Some(Step::OnExitHooks | Step::Finished));
         if hooks_on_exit {
             self.on_exit_after_stop(id, &output).await?;
         }

@@ -102,11 +102,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let outcome = runtime.block_on(async {
         // Inside the runtime: it spawns the steps it runs.
         let invocations =
-            match Invocations::new(executor, link, inbox, Duration::from_secs(args.reboot_wait)) {
-                Ok(i) => i,
-                Err(e) => return Err(e),
-            };
-        Ok(tokio::select! {
+            Invocations::new(executor, link, inbox, Duration::from_secs(args.reboot_wait))?;
+        Ok::<_, anyhow::Error>(tokio::select! {
             stop = agent.run() => stop,
             stop = invocations.run() => stop,
             signal = shutdown_signal() => Stop::Signal(signal),
