@@ -147,6 +147,15 @@ fn report(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
 }
 
+/// Status, details and exit code of a report.
+fn outcome(r: &Value) -> (&str, &str, i64) {
+    (
+        r["status"].as_str().unwrap(),
+        r["details"].as_str().unwrap(),
+        r["response_code"].as_i64().unwrap(),
+    )
+}
+
 fn stdout(r: &Value) -> &str {
     r["stdout"].as_str().unwrap()
 }
@@ -160,11 +169,7 @@ fn a_scan_reports_the_node_and_changes_nothing() {
     let bed = Bed::apt("rc-scan");
     let before = common::snapshot(&bed.root);
     let r = bed.execute(&debian("scan-1", &[("Operation", "Scan")]));
-    assert_eq!(
-        (&r["status"], &r["details"], &r["response_code"]),
-        (&"Success".into(), &"Success".into(), &0.into()),
-        "{r:#}"
-    );
+    assert_eq!(outcome(&r), ("Success", "Success", 0), "{r:#}");
     let out = stdout(&r);
     assert!(
         out.starts_with("AWS-RunPatchBaseline: Operation Scan, RebootOption RebootIfNeeded"),
@@ -211,11 +216,7 @@ fn a_no_reboot_install_installs_exact_versions_once() {
         &[("Operation", "Install"), ("RebootOption", "NoReboot")],
     );
     let r = bed.execute(&inv);
-    assert_eq!(
-        (&r["status"], &r["response_code"]),
-        (&"Success".into(), &0.into()),
-        "{r:#}"
-    );
+    assert_eq!(outcome(&r), ("Success", "Success", 0), "{r:#}");
     assert_eq!(bed.installed("tb-hello"), "1.1-1");
     assert_eq!(bed.installed("tb-kernel"), "1.1-1");
     assert_eq!(bed.installed("tb-tool"), "2.0-1", "not approved: untouched");
@@ -384,11 +385,7 @@ fn the_reboot_loop_guard_fails_the_invocation() {
     let inv = debian("loop-1", &[("Operation", "Install")]);
     assert_eq!(bed.execute(&inv)["status"], "InProgress");
     let r = bed.execute(&inv);
-    assert_eq!(
-        (&r["status"], &r["response_code"]),
-        (&"Failed".into(), &3.into()),
-        "{r:#}"
-    );
+    assert_eq!(outcome(&r), ("Failed", "Failed", 3), "{r:#}");
     assert!(
         stderr(&r).contains("at most 1 reboots per invocation (reboot loop)"),
         "{r:#}"
@@ -409,11 +406,7 @@ fn a_failing_hook_aborts_and_the_on_exit_hooks_still_run() {
     bed.hooks(&hooks);
     let status = bed.dpkg_status();
     let r = bed.execute(&with_hooks("hk-1", &[("Operation", "Install")]));
-    assert_eq!(
-        (&r["status"], &r["response_code"]),
-        (&"Failed".into(), &1.into()),
-        "{r:#}"
-    );
+    assert_eq!(outcome(&r), ("Failed", "Failed", 1), "{r:#}");
     assert_eq!(hooks.log(), "10-first\n20-fails\nexit\n");
     assert_eq!(bed.dpkg_status(), status, "installed after a failed hook");
     assert!(stdout(&r).contains("    first says hello\n"), "{r:#}");
@@ -463,11 +456,7 @@ fn the_execution_timeout_stops_the_whole_step() {
         "{:?}",
         start.elapsed()
     );
-    assert_eq!(
-        (&r["status"], &r["details"], &r["response_code"]),
-        (&"TimedOut".into(), &"ExecutionTimedOut".into(), &137.into()),
-        "{r:#}"
-    );
+    assert_eq!(outcome(&r), ("TimedOut", "ExecutionTimedOut", 137), "{r:#}");
     assert!(stderr(&r).contains("StepTimeoutSeconds (3 s)"), "{r:#}");
     // What ran before the timeout is in the output.
     assert!(
@@ -490,16 +479,47 @@ fn the_execution_timeout_stops_the_whole_step() {
     );
 }
 
-/// A cancel (here SIGTERM to `execute`; under `run`, a `cancel` work
-/// item) stops the running step the same way and reports Cancelled.
-#[test]
-fn a_cancel_stops_the_running_step() {
-    let mut bed = Bed::apt("rc-cancel");
-    let hooks = Hooks::new("cancel", bed.tmp.0.join("hooks.log"));
+/// A bed whose pre-install hook hangs (its pids in the file returned)
+/// and whose on-exit hook only logs.
+fn hanging_pre_install(tag: &str) -> (Bed, Hooks, PathBuf) {
+    let mut bed = Bed::apt(tag);
+    let hooks = Hooks::new(tag, bed.tmp.0.join("hooks.log"));
     let pids = bed.tmp.0.join("pids");
     hooks.add("pre-install.d", "slow", &support::hanging(&pids));
     hooks.add("on-exit.d", "exit", "true");
     bed.hooks(&hooks);
+    (bed, hooks, pids)
+}
+
+/// The same for a hook that hangs: the hooks document declares no
+/// StepTimeoutSeconds (it runs 7,200 s), but the agent enforces whatever
+/// timeout the delivered document carries. The on-exit hooks run after
+/// the timeout.
+#[test]
+fn a_hanging_hook_times_out_and_the_on_exit_hooks_still_run() {
+    let (bed, hooks, pids) = hanging_pre_install("rc-hooktimeout");
+    let status = bed.dpkg_status();
+    let mut inv = with_hooks("th-1", &[("Operation", "Install")]);
+    inv.document.step_timeout_seconds = 3;
+    let r = bed.execute(&inv);
+    assert_eq!(outcome(&r), ("TimedOut", "ExecutionTimedOut", 137), "{r:#}");
+    for pid in wait_for_lines(&pids, 2) {
+        assert!(gone(pid), "process {pid} of the hook survived");
+    }
+    assert_eq!(hooks.log(), "slow\nexit\n");
+    assert!(stdout(&r).contains("OnExit hooks"), "{r:#}");
+    assert_eq!(bed.dpkg_status(), status);
+    assert_eq!(
+        steps(&bed.record("th-1")),
+        ["Received", "PreInstallHooks", "OnExitHooks", "Finished"]
+    );
+}
+
+/// A cancel (here SIGTERM to `execute`; under `run`, a `cancel` work
+/// item) stops the running step the same way and reports Cancelled.
+#[test]
+fn a_cancel_stops_the_running_step() {
+    let (bed, hooks, pids) = hanging_pre_install("rc-cancel");
     let status = bed.dpkg_status();
     let path = bed.invocation(&with_hooks("cx-1", &[("Operation", "Install")]));
     let child = bed
@@ -515,11 +535,7 @@ fn a_cancel_stops_the_running_step() {
     )
     .unwrap();
     let r = report(&child.wait_with_output().unwrap());
-    assert_eq!(
-        (&r["status"], &r["details"], &r["response_code"]),
-        (&"Cancelled".into(), &"Cancelled".into(), &137.into()),
-        "{r:#}"
-    );
+    assert_eq!(outcome(&r), ("Cancelled", "Cancelled", 137), "{r:#}");
     for pid in hook_pids {
         assert!(gone(pid), "process {pid} of the step survived");
     }
@@ -568,11 +584,7 @@ fn an_interrupted_invocation_fails_and_is_never_repeated() {
 
     std::fs::remove_file(&agent_pid).unwrap();
     let r = bed.execute(&inv);
-    assert_eq!(
-        (&r["status"], &r["response_code"]),
-        (&"Failed".into(), &1.into()),
-        "{r:#}"
-    );
+    assert_eq!(outcome(&r), ("Failed", "Failed", 1), "{r:#}");
     assert!(
         stderr(&r).contains("the agent stopped while running hooks"),
         "{r:#}"
@@ -615,11 +627,7 @@ fn a_corrupt_journal_record_is_reported_never_run() {
     let status = bed.dpkg_status();
     let inv = debian("bad-1", &[("Operation", "Install")]);
     let r = bed.execute(&inv);
-    assert_eq!(
-        (&r["status"], &r["response_code"]),
-        (&"Failed".into(), &152.into()),
-        "{r:#}"
-    );
+    assert_eq!(outcome(&r), ("Failed", "Failed", 152), "{r:#}");
     assert!(
         stderr(&r).contains("corrupt") && stderr(&r).contains("bad-1.json.corrupt"),
         "{r:#}"
@@ -668,11 +676,7 @@ fn a_dnf_install_installs_exact_versions() {
         "AWS-RedHatDefaultPatchBaseline",
     );
     let r = bed.execute(&inv);
-    assert_eq!(
-        (&r["status"], &r["response_code"]),
-        (&"Success".into(), &0.into()),
-        "{r:#}"
-    );
+    assert_eq!(outcome(&r), ("Success", "Success", 0), "{r:#}");
     let out = Command::new(AGENT)
         .args(["facts", "--root"])
         .arg(&bed.root)
