@@ -71,6 +71,7 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in the order of the flow.
+    #[cfg(test)]
     pub const ALL: [Stage; 4] = [
         Stage::PreInstall,
         Stage::PostInstall,

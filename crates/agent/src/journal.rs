@@ -37,12 +37,13 @@
 //! and boot id: the agent's own execution record, from which "ran exactly
 //! once" can be checked.
 //!
-//! What resuming means is the caller's decision, by the step found:
-//! `Received`/`PreInstallHooks` (nothing changed yet: start or fail),
-//! `Installing` (interrupted without a reboot request: the package manager
-//! may have been killed mid-transaction; Patchfleet installs exact versions,
-//! so running the plan again is safe, but reporting a failure is too),
-//! `RebootRequested` (see above), later steps (go on).
+//! What resuming means is the caller's decision, by the step found (the
+//! document step's choice is in `document_step`).
+//!
+//! Files that belong to an invocation but are not its record — the step's
+//! output while it runs, the facts it leaves for the server — are its
+//! *sidecars* ([`Sidecar`]), `<id>.<kind>` next to the record; they go
+//! when the record is pruned.
 //!
 //! One agent process owns the journal; nothing here locks against a second
 //! one.
@@ -103,6 +104,7 @@ pub enum Step {
     PostReboot,
     PostInstallHooks,
     Rescanning,
+    OnExitHooks,
     Finished,
 }
 
@@ -141,6 +143,10 @@ pub struct Record {
     pub step: Step,
     /// Reboots requested so far (also after the step moved on).
     pub reboots: u32,
+    /// The exit code the step has decided before it ends (an Install's,
+    /// kept across its reboot and the hooks that follow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
     /// Set exactly once, with [`Step::Finished`].
     pub result: Option<InvocationResult>,
     /// The server acknowledged the result.
@@ -259,6 +265,7 @@ impl Journal {
     }
 
     /// The journal's directory.
+    #[cfg(test)]
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -287,6 +294,7 @@ impl Journal {
             received_at: Timestamp::now(),
             step: Step::Received,
             reboots: 0,
+            exit_code: None,
             result: None,
             reported: false,
             transitions: Vec::new(),
@@ -317,6 +325,20 @@ impl Journal {
         self.push(&mut rec, step);
         self.store(&rec)?;
         Ok(rec)
+    }
+
+    /// Keeps the exit code `id` has decided (see [`Record::exit_code`]).
+    pub fn set_exit_code(&self, id: &str, code: i32) -> Result<Record> {
+        let mut rec = self.unfinished_record(id)?;
+        rec.exit_code = Some(code);
+        self.store(&rec)?;
+        Ok(rec)
+    }
+
+    /// The path of `id`'s sidecar `kind`.
+    pub fn sidecar(&self, id: &str, kind: Sidecar) -> Result<PathBuf> {
+        valid_id(id)?;
+        Ok(self.dir.join(format!("{id}.{}", kind.extension())))
     }
 
     /// Records that `id` is about to reboot the node from boot `boot_id`
@@ -412,6 +434,15 @@ impl Journal {
         reported.reverse();
         let mut removed = 0;
         for rec in reported.iter().skip(keep_newest) {
+            for kind in Sidecar::ALL {
+                let path = self.sidecar(&rec.invocation_id, kind)?;
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(e).with_context(|| format!("removing {}", path.display()));
+                    }
+                    _ => {}
+                }
+            }
             let path = self.path(&rec.invocation_id)?;
             std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
             removed += 1;
@@ -527,6 +558,7 @@ impl Journal {
             received_at: Timestamp::now(),
             step: Step::Finished,
             reboots: 0,
+            exit_code: None,
             result: Some(InvocationResult {
                 status: "Failed".into(),
                 response_code: RESPONSE_CORRUPT,
@@ -559,6 +591,38 @@ impl Journal {
         let path = self.path(&rec.invocation_id)?;
         let json = serde_json::to_string_pretty(rec)? + "\n";
         crate::channel::state::write_atomic(&path, json.as_bytes(), 0o600)
+    }
+}
+
+/// A file of an invocation next to its record. None ends in `.json`: the
+/// journal would take it for a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sidecar {
+    /// The document step's standard output while it runs.
+    Stdout,
+    /// Its standard error.
+    Stderr,
+    /// The facts of its last scan (gzip JSON), until uploaded.
+    Facts,
+    /// That scan's summary (`ScanSummary` and its time), until uploaded.
+    ScanSummary,
+}
+
+impl Sidecar {
+    pub const ALL: [Sidecar; 4] = [
+        Sidecar::Stdout,
+        Sidecar::Stderr,
+        Sidecar::Facts,
+        Sidecar::ScanSummary,
+    ];
+
+    fn extension(self) -> &'static str {
+        match self {
+            Sidecar::Stdout => "stdout",
+            Sidecar::Stderr => "stderr",
+            Sidecar::Facts => "facts.gz",
+            Sidecar::ScanSummary => "scan",
+        }
     }
 }
 
@@ -799,6 +863,30 @@ mod tests {
     }
 
     #[test]
+    fn the_exit_code_is_kept_across_steps() {
+        let t = TestDir::new("code");
+        let j = t.journal();
+        j.begin(&inv("i1")).unwrap();
+        j.advance("i1", Step::Installing).unwrap();
+        assert_eq!(j.set_exit_code("i1", 1).unwrap().exit_code, Some(1));
+        j.record_reboot("i1", "boot-A").unwrap();
+        t.boot("boot-B");
+        let rec = t.journal().advance("i1", Step::PostReboot).unwrap();
+        assert_eq!(rec.exit_code, Some(1));
+        // Not part of the execution record: no transition of its own.
+        assert_eq!(rec.transitions.len(), 4);
+        j.finish("i1", ok()).unwrap();
+        assert!(j.set_exit_code("i1", 0).is_err(), "finished");
+        // Records without it (written before it existed) still read.
+        let text = std::fs::read_to_string(j.dir().join("i1.json")).unwrap();
+        assert!(text.contains("\"exit_code\": 1"), "{text}");
+        let old = text.replace("  \"exit_code\": 1,\n", "");
+        std::fs::write(j.dir().join("i1.json"), old).unwrap();
+        assert_eq!(j.get("i1").unwrap().unwrap().exit_code, None);
+        assert!(j.sidecar("../x", Sidecar::Stdout).is_err());
+    }
+
+    #[test]
     fn misuse_is_an_error_not_a_panic() {
         let t = TestDir::new("misuse");
         let j = t.journal();
@@ -998,8 +1086,25 @@ mod tests {
         }
         j.finish("i4", ok()).unwrap(); // finished, not reported
         // i5: unfinished
+        // Sidecars go with their record, and only with it.
+        for id in ["i0", "i4"] {
+            std::fs::write(j.sidecar(id, Sidecar::Stdout).unwrap(), b"out").unwrap();
+            std::fs::write(j.sidecar(id, Sidecar::Facts).unwrap(), b"gz").unwrap();
+        }
         assert_eq!(j.prune(2).unwrap(), 2);
-        assert_eq!(t.files(), ["i2.json", "i3.json", "i4.json", "i5.json"]);
+        assert_eq!(
+            t.files(),
+            [
+                "i2.json",
+                "i3.json",
+                "i4.facts.gz",
+                "i4.json",
+                "i4.stdout",
+                "i5.json"
+            ]
+        );
+        std::fs::remove_file(j.sidecar("i4", Sidecar::Stdout).unwrap()).unwrap();
+        std::fs::remove_file(j.sidecar("i4", Sidecar::Facts).unwrap()).unwrap();
         assert_eq!(j.prune(2).unwrap(), 0);
         assert_eq!(j.prune(0).unwrap(), 2);
         assert_eq!(t.files(), ["i4.json", "i5.json"]);

@@ -1,21 +1,31 @@
-//! `patchfleet-agent`: the node side of Patchfleet. Today it runs
-//! standalone: `facts` prints what the node has and what its repositories
-//! offer; `scan` judges those facts against a baseline with the same engine
-//! as the server and `patchfleet eval`. Both only read the node (apt-get
-//! update runs only with `--refresh`). See docs/agent.md.
+//! `patchfleet-agent`: the node side of Patchfleet. `facts` prints what
+//! the node has and what its repositories offer; `scan` judges those facts
+//! against a baseline with the same engine as the server and `patchfleet
+//! eval` (both only read the node; apt-get update runs only with
+//! `--refresh`); `install` installs the approved updates. With a server,
+//! `register` once, then `run`: heartbeats, scans, and the Run Command
+//! invocations the server sends. See docs/agent.md.
 
 mod baseline_arg;
 mod channel;
 mod collect;
-#[allow(dead_code)]
+mod document_step;
+mod execute_cmd;
+mod executor;
+mod facts_file;
 mod hooks;
 mod install_cmd;
-#[allow(dead_code)]
+mod invocation_report;
+mod invocations;
 mod journal;
+mod patch_install;
 mod patch_states;
 mod register_cmd;
 mod run_cmd;
 mod scan_cmd;
+mod server_link;
+mod session;
+mod step_output;
 
 use clap::{Args, Parser, Subcommand};
 use jiff::Timestamp;
@@ -44,16 +54,22 @@ enum Command {
     /// Register this node with a server (once): makes the node's key and
     /// gets its certificate; prints the node id.
     Register(register_cmd::RegisterArgs),
-    /// Run as the server's agent: heartbeats, scans on request (exit 3 when
-    /// the server no longer accepts the node).
+    /// Run as the server's agent: heartbeats, scans and patch commands on
+    /// request (exit 3 when the server no longer accepts the node).
     Run(run_cmd::RunArgs),
     /// (Internal: the scan `run` starts in a child process.)
     #[command(hide = true)]
     CollectForServer(run_cmd::CollectForServerArgs),
+    /// (Internal: the document step of an invocation, in a child process.)
+    #[command(hide = true)]
+    RunDocument(document_step::DocumentStepArgs),
+    /// (Tests and diagnosis: one invocation from a file, without a server.)
+    #[command(hide = true)]
+    Execute(execute_cmd::ExecuteArgs),
 }
 
 /// Where and how facts are collected (shared by `facts` and `scan`).
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Debug)]
 pub struct CollectArgs {
     /// The system's root directory: `/` on a node, a mounted image or a
     /// test bed otherwise.
@@ -98,6 +114,8 @@ fn main() -> ExitCode {
         Command::Register(args) => register_cmd::run(&args),
         Command::Run(args) => run_cmd::run(&args),
         Command::CollectForServer(args) => run_cmd::collect_for_server(&args),
+        Command::RunDocument(args) => document_step::run(&args),
+        Command::Execute(args) => execute_cmd::run(&args),
     };
     match result {
         Ok(code) => code,

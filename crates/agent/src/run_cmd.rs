@@ -2,31 +2,39 @@
 //!
 //! Heartbeats every `heartbeat_seconds`; a scan (facts offered by hash,
 //! uploaded only when the server does not know them) at start and for each
-//! `scan` work item; a long poll for work in between. Completed work ids are
+//! `scan` work item; a long poll for work in between. `run-patch-baseline`
+//! and `cancel` items go to the invocations (`invocations`), which run
+//! beside this loop on the same thread. Completed scan and cancel ids are
 //! kept in the state directory, so a restart never reruns an item the
-//! server re-delivers. Failures to reach the server are retried with capped,
-//! jittered exponential backoff; the loop ends only on SIGTERM/SIGINT (exit
-//! 0) or when the server refuses the node's certificate (exit 3: the node
-//! was deregistered; restarting would not help).
+//! server re-delivers (invocations are de-duplicated by their journal).
+//! Failures to reach the server are retried with capped, jittered
+//! exponential backoff; the loop ends only on SIGTERM/SIGINT (exit 0) or
+//! when the server refuses the node's certificate (exit 3: the node was
+//! deregistered; restarting would not help).
 
 use crate::CollectArgs;
 use crate::channel::backoff::Backoff;
 use crate::channel::state::{DoneList, StateDir};
 use crate::channel::{self, CallError};
 use crate::collect::warn;
+use crate::executor::{ExecArgs, Executor};
+use crate::facts_file::ScanSummary;
+use crate::invocations::Invocations;
 use crate::register_cmd::DEFAULT_STATE_DIR;
+use crate::server_link::{Failure, ServerLink};
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use jiff::Timestamp;
 use patchfleet_protocol::{
-    CAPABILITY_SCAN, FactsOffer, FactsOfferAck, Heartbeat, HeartbeatAck, NodeState, Platform,
-    WorkItem, WorkResponse,
+    CAPABILITY_CANCEL, CAPABILITY_RUN_PATCH_BASELINE, CAPABILITY_SCAN, Heartbeat, Platform,
+    WorkItem,
 };
-use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::rc::Rc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// The exit status when the server no longer accepts this node.
@@ -43,6 +51,12 @@ pub struct RunArgs {
     pub state_dir: PathBuf,
     #[command(flatten)]
     pub collect: CollectArgs,
+    #[command(flatten)]
+    pub exec: ExecArgs,
+    /// Seconds an Install waits for the reboot it asked for before it asks
+    /// again (counted by the reboot-loop guard).
+    #[arg(long, default_value_t = 600)]
+    pub reboot_wait: u64,
 }
 
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
@@ -56,9 +70,15 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         )
     })?;
     let platform = channel::platform(&args.collect)?;
+    let link = Rc::new(ServerLink::new(client, base));
+    let executor = Executor::new(
+        args.state_dir.clone(),
+        args.collect.clone(),
+        args.exec.clone(),
+    )?;
+    let (to_invocations, inbox) = mpsc::unbounded_channel();
     let mut agent = Agent {
-        client,
-        base,
+        link: link.clone(),
         done: state.done(),
         state,
         collect: args.collect.clone(),
@@ -66,7 +86,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         platform,
         node_id: reg.node.node_id.clone(),
         unsent: None,
-        gzip: true,
+        to_invocations,
     };
     // One thread: the agent waits on one thing at a time; scans run on a
     // blocking thread that exists only while they do.
@@ -77,17 +97,24 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     crate::collect::info(&format!(
         "running as {} with {}",
         agent.node_id,
-        agent.base.as_str().trim_end_matches('/')
+        link.base().as_str().trim_end_matches('/')
     ));
     let outcome = runtime.block_on(async {
-        tokio::select! {
+        // Inside the runtime: it spawns the steps it runs.
+        let invocations =
+            Invocations::new(executor, link, inbox, Duration::from_secs(args.reboot_wait))?;
+        Ok::<_, anyhow::Error>(tokio::select! {
             stop = agent.run() => stop,
+            stop = invocations.run() => stop,
             signal = shutdown_signal() => Stop::Signal(signal),
-        }
+        })
     });
     // A scan still running on its blocking thread is not waited for: its
-    // children are in their own process groups and systemd stops them.
+    // children are in their own process groups and systemd stops them. A
+    // running document step is stopped with its session; the journal
+    // keeps the step it reached for the next start.
     runtime.shutdown_background();
+    let outcome = outcome?;
     match outcome {
         Stop::Signal(name) => {
             crate::collect::info(&format!("{name}: stopping"));
@@ -103,12 +130,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     }
 }
 
-enum Stop {
+pub enum Stop {
     Signal(&'static str),
     Deregistered(String),
 }
 
-async fn shutdown_signal() -> &'static str {
+pub async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
@@ -128,22 +155,8 @@ pub fn heartbeat_interval(seconds: u32) -> Duration {
     Duration::from_secs(seconds.clamp(MIN_HEARTBEAT, MAX_HEARTBEAT).into())
 }
 
-/// A step failed: the server (retried with backoff) or this node (a scan
-/// that failed is reported and not retried until asked again).
-enum StepError {
-    Call(CallError),
-    Local(anyhow::Error),
-}
-
-impl From<CallError> for StepError {
-    fn from(e: CallError) -> Self {
-        StepError::Call(e)
-    }
-}
-
 struct Agent {
-    client: reqwest::Client,
-    base: reqwest::Url,
+    link: Rc<ServerLink>,
     state: StateDir,
     done: DoneList,
     collect: CollectArgs,
@@ -153,8 +166,8 @@ struct Agent {
     /// A scan not yet accepted by the server: offered again as it is
     /// instead of scanning again after a network failure.
     unsent: Option<(ScanSummary, Timestamp)>,
-    /// Whether the server takes gzip uploads; cleared on a 415.
-    gzip: bool,
+    /// Where `run-patch-baseline` and `cancel` items go.
+    to_invocations: mpsc::UnboundedSender<WorkItem>,
 }
 
 impl Agent {
@@ -169,15 +182,15 @@ impl Agent {
                 .await
             {
                 Ok(()) => backoff.reset(),
-                Err(StepError::Call(CallError::Refused { status, detail })) => {
+                Err(Failure::Call(CallError::Refused { status, detail })) => {
                     return Stop::Deregistered(format!("{status}: {detail}"));
                 }
-                Err(StepError::Call(e)) => {
+                Err(Failure::Call(e)) => {
                     let delay = backoff.next_random();
                     warn(&format!("{e}; retrying in {:.1}s", delay.as_secs_f64()));
                     tokio::time::sleep(delay).await;
                 }
-                Err(StepError::Local(e)) => warn(&format!("{e:#}")),
+                Err(Failure::Local(e)) => warn(&format!("{e:#}")),
             }
         }
     }
@@ -187,7 +200,7 @@ impl Agent {
         scan_needed: &mut bool,
         pending: &mut VecDeque<WorkItem>,
         next_heartbeat: &mut Instant,
-    ) -> Result<(), StepError> {
+    ) -> Result<(), Failure> {
         if Instant::now() >= *next_heartbeat {
             self.send_heartbeat().await?;
             *next_heartbeat = Instant::now() + self.heartbeat;
@@ -197,9 +210,9 @@ impl Agent {
                 Ok(()) => *scan_needed = false,
                 // A failed collection is reported, not retried in a loop;
                 // the server asks again when it needs facts.
-                Err(StepError::Local(e)) => {
+                Err(Failure::Local(e)) => {
                     *scan_needed = false;
-                    return Err(StepError::Local(e));
+                    return Err(Failure::Local(e));
                 }
                 Err(e) => return Err(e),
             }
@@ -207,8 +220,8 @@ impl Agent {
         while let Some(item) = pending.front().cloned() {
             if item.kind == CAPABILITY_SCAN {
                 let result = self.scan_and_offer().await;
-                if let Err(StepError::Call(e)) = result {
-                    return Err(StepError::Call(e));
+                if let Err(Failure::Call(e)) = result {
+                    return Err(Failure::Call(e));
                 }
                 // One scan answers every scan item queued with it.
                 let scans: Vec<String> = pending
@@ -221,8 +234,8 @@ impl Agent {
                     self.done.insert(id);
                 }
                 self.save_done();
-                if let Err(StepError::Local(e)) = result {
-                    return Err(StepError::Local(
+                if let Err(Failure::Local(e)) = result {
+                    return Err(Failure::Local(
                         e.context(format!("work {}", scans.join(", "))),
                     ));
                 }
@@ -240,16 +253,32 @@ impl Agent {
         let wait = until_heartbeat
             .as_secs()
             .clamp(1, channel::LONG_POLL_SECONDS);
-        let url = channel::endpoint(&self.base, &format!("/agent/v1/work?wait={wait}"));
-        let work: WorkResponse = channel::call(self.client.get(&url))
-            .await?
-            .unwrap_or_default();
+        let work = self.link.work(wait).await?;
         for item in work.items {
-            if !self.done.contains(&item.id) && !pending.iter().any(|w| w.id == item.id) {
-                pending.push_back(item);
+            match item.kind.as_str() {
+                // The journal de-duplicates them (a finished one's result
+                // is sent again).
+                CAPABILITY_RUN_PATCH_BASELINE => self.hand_over(item),
+                CAPABILITY_CANCEL if !self.done.contains(&item.id) => {
+                    let id = item.id.clone();
+                    self.hand_over(item);
+                    self.done.insert(&id);
+                    self.save_done();
+                }
+                CAPABILITY_CANCEL => {}
+                _ if !self.done.contains(&item.id) && !pending.iter().any(|w| w.id == item.id) => {
+                    pending.push_back(item);
+                }
+                _ => {}
             }
         }
         Ok(())
+    }
+
+    fn hand_over(&self, item: WorkItem) {
+        if let Err(e) = self.to_invocations.send(item) {
+            warn(&format!("work {}: the invocations have stopped", e.0.id));
+        }
     }
 
     fn save_done(&self) {
@@ -260,25 +289,23 @@ impl Agent {
         }
     }
 
-    async fn send_heartbeat(&mut self) -> Result<(), StepError> {
+    async fn send_heartbeat(&mut self) -> Result<(), Failure> {
         // Re-read: an OS upgrade changes the platform without a restart.
         match channel::platform(&self.collect) {
             Ok(p) => self.platform = p,
             Err(e) => warn(&format!("{e:#}; reporting the platform read earlier")),
         }
-        let ip = channel::local_ip_towards(&self.base).await;
+        let ip = channel::local_ip_towards(self.link.base()).await;
         let body = Heartbeat {
             agent: channel::agent_info(self.platform.clone(), channel::hostname(&self.collect), ip),
         };
-        let url = channel::endpoint(&self.base, "/agent/v1/heartbeat");
-        let ack: Option<HeartbeatAck> = channel::call(self.client.post(&url).json(&body)).await?;
-        if let Some(ack) = ack {
+        if let Some(ack) = self.link.heartbeat(&body).await? {
             self.heartbeat = heartbeat_interval(ack.heartbeat_seconds);
         }
         Ok(())
     }
 
-    async fn scan_and_offer(&mut self) -> Result<(), StepError> {
+    async fn scan_and_offer(&mut self) -> Result<(), Failure> {
         let (summary, scanned_at) = match self.unsent.take() {
             Some(unsent) => unsent,
             None => {
@@ -286,78 +313,20 @@ impl Agent {
                 let out = self.state.path(FACTS_FILE);
                 let summary = tokio::task::spawn_blocking(move || scan_in_child(&args, &out))
                     .await
-                    .map_err(|e| StepError::Local(anyhow!("the scan stopped: {e}")))?
-                    .map_err(|e| StepError::Local(e.context("scan")))?;
+                    .map_err(|e| Failure::Local(anyhow!("the scan stopped: {e}")))?
+                    .map_err(|e| Failure::Local(e.context("scan")))?;
                 (summary, Timestamp::now())
             }
         };
-        let result = self.offer(&summary, scanned_at).await;
+        let result = self
+            .link
+            .offer_facts(&summary, scanned_at, &self.state.path(FACTS_FILE))
+            .await;
         if result.is_err() {
             self.unsent = Some((summary, scanned_at));
         }
         result
     }
-
-    async fn offer(
-        &mut self,
-        summary: &ScanSummary,
-        scanned_at: Timestamp,
-    ) -> Result<(), StepError> {
-        let hash = &summary.content_hash;
-        let offer = FactsOffer {
-            content_hash: hash.clone(),
-            state: summary.state.clone(),
-            scanned_at,
-        };
-        let url = channel::endpoint(&self.base, "/agent/v1/facts/offer");
-        let ack: FactsOfferAck = channel::call(self.client.post(&url).json(&offer))
-            .await?
-            .ok_or_else(|| StepError::Call(CallError::Network(format!("{url}: empty answer"))))?;
-        if ack.known {
-            return Ok(());
-        }
-        let path = self.state.path(FACTS_FILE);
-        let packed = std::fs::read(&path)
-            .map_err(|e| StepError::Local(anyhow!("reading {}: {e}", path.display())))?;
-        let url = channel::endpoint(&self.base, &format!("/agent/v1/facts/{hash}"));
-        if self.gzip {
-            let request = self
-                .client
-                .put(&url)
-                .header("content-type", "application/json")
-                .header("content-encoding", "gzip")
-                .body(packed.clone());
-            match channel::call::<serde_json::Value>(request).await {
-                Ok(_) => {
-                    crate::collect::info(&format!("facts {hash} uploaded"));
-                    return Ok(());
-                }
-                // A server without request decompression: send plain from now on.
-                Err(CallError::Server { status: 415, .. }) => self.gzip = false,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let json = gunzip(&packed)
-            .map_err(|e| StepError::Local(anyhow!("reading {}: {e}", path.display())))?;
-        let request = self
-            .client
-            .put(&url)
-            .header("content-type", "application/json")
-            .body(json);
-        channel::call::<serde_json::Value>(request).await?;
-        crate::collect::info(&format!("facts {hash} uploaded"));
-        Ok(())
-    }
-}
-
-/// What the scanning child reports on its standard output; the facts
-/// themselves go to a file (gzip JSON), uploaded only when the server
-/// does not know them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScanSummary {
-    pub content_hash: String,
-    pub state: NodeState,
 }
 
 /// The file the scanning child leaves the facts in (state directory).
@@ -377,13 +346,7 @@ pub struct CollectForServerArgs {
 /// The scan, in the child: facts to `--out`, the summary to stdout.
 pub fn collect_for_server(args: &CollectForServerArgs) -> Result<ExitCode> {
     let facts = crate::collect::collect(&args.collect)?;
-    let json = serde_json::to_vec(&facts)?;
-    let packed = gzip(&json).map_err(|e| anyhow!("compressing the facts: {e}"))?;
-    crate::channel::state::write_atomic(&args.out, &packed, 0o600)?;
-    let summary = ScanSummary {
-        content_hash: facts.content_hash(),
-        state: NodeState::of(&facts),
-    };
+    let summary = crate::facts_file::store(&facts, &args.out)?;
     crate::emit(&format!("{}\n", serde_json::to_string(&summary)?))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -434,20 +397,6 @@ pub fn collect_argv(args: &CollectArgs) -> Vec<std::ffi::OsString> {
     v
 }
 
-fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out)?;
-    Ok(out)
-}
-
-fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(bytes)?;
-    enc.finish()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,13 +438,5 @@ mod tests {
             os_release: None,
         };
         assert_eq!(collect_argv(&bare), ["--root", "/"]);
-    }
-
-    #[test]
-    fn gzip_round_trips() {
-        let data = br#"{"packages":[]}"#.repeat(100);
-        let packed = gzip(&data).unwrap();
-        assert!(packed.len() < data.len());
-        assert_eq!(gunzip(&packed).unwrap(), data);
     }
 }

@@ -7,11 +7,13 @@ use crate::{CollectArgs, emit};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use jiff::Timestamp;
+use patchfleet_core::baseline::Baseline;
 use patchfleet_core::eval::{
     CompiledBaseline, EvalOptions, InstallOutcome, Operation, PendingRebootScope, evaluate,
 };
+use patchfleet_core::facts::NodeFacts;
 use patchfleet_core::inventory::Inventory;
-use patchfleet_core::report::{ReportContext, render};
+use patchfleet_core::report::{Report, ReportContext, render};
 use std::process::ExitCode;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -41,9 +43,29 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
     let chosen = args.baseline.explicit()?;
     let facts = collect(&args.collect)?;
     let baseline = baseline_arg::or_default(chosen, facts.os.operating_system)?;
-    let compiled = CompiledBaseline::compile(&baseline)?;
-    let inventory = Inventory::prepare(&facts).context("the scanned facts")?;
     let at = args.at.unwrap_or_else(Timestamp::now);
+    let report = judge(&facts, &baseline, at, ReportContext::default())?;
+    match args.output {
+        OutputFormat::Json => emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?,
+        OutputFormat::Table => emit(&patchfleet_render::table(
+            &report,
+            baseline.name_or_empty(),
+            args.all,
+        ))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `facts` judged against `baseline` for a Scan at `at`; `context` names
+/// what the report does not know (node, snapshot).
+pub fn judge(
+    facts: &NodeFacts,
+    baseline: &Baseline,
+    at: Timestamp,
+    context: ReportContext,
+) -> Result<Report> {
+    let compiled = CompiledBaseline::compile(baseline)?;
+    let inventory = Inventory::prepare(facts).context("the scanned facts")?;
     let options = EvalOptions {
         at: at.as_second(),
         operation: Operation::Scan,
@@ -55,16 +77,7 @@ pub fn run(args: &ScanArgs) -> Result<ExitCode> {
         operation: "Scan".to_string(),
         operation_start: Some(at),
         operation_end: Some(at),
-        ..ReportContext::default()
+        ..context
     };
-    let report = render(&evaluation, &inventory, &compiled, &context);
-    match args.output {
-        OutputFormat::Json => emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?,
-        OutputFormat::Table => emit(&patchfleet_render::table(
-            &report,
-            baseline.name_or_empty(),
-            args.all,
-        ))?,
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(render(&evaluation, &inventory, &compiled, &context))
 }

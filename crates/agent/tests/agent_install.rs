@@ -8,12 +8,14 @@
 use jiff::{SignedDuration, Timestamp};
 #[path = "../../pkg/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use common::{TempDir, build_apt_testbed};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use support::installed_version;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_patchfleet-agent");
 
@@ -79,18 +81,6 @@ fn results(install: &Value) -> BTreeMap<String, String> {
 
 fn status_text(root: &Path) -> String {
     std::fs::read_to_string(root.join("var/lib/dpkg/status")).unwrap()
-}
-
-fn installed_version(root: &Path, name: &str) -> String {
-    let text = status_text(root);
-    let para = text
-        .split("\n\n")
-        .find(|p| p.lines().any(|l| l == format!("Package: {name}")))
-        .unwrap_or_else(|| panic!("{name} not in the status"));
-    para.lines()
-        .find_map(|l| l.strip_prefix("Version: "))
-        .unwrap()
-        .to_string()
 }
 
 fn install_args<'a>(root: &'a str, boot: &'a str, extra: &[&'a str]) -> Vec<&'a str> {

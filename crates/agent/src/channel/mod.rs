@@ -9,7 +9,10 @@ pub mod state;
 use crate::CollectArgs;
 use anyhow::{Context, Result, anyhow};
 use patchfleet_pkg::OsRelease;
-use patchfleet_protocol::{AgentInfo, CAPABILITY_SCAN, ErrorBody, PROTOCOL_VERSION, Platform};
+use patchfleet_protocol::{
+    AgentInfo, CAPABILITY_CANCEL, CAPABILITY_RUN_PATCH_BASELINE, CAPABILITY_SCAN, ErrorBody,
+    PROTOCOL_VERSION, Platform,
+};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -286,7 +289,13 @@ pub fn agent_info(platform: Platform, hostname: String, ip: Option<String>) -> A
     AgentInfo {
         protocol: PROTOCOL_VERSION,
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
-        capabilities: vec![CAPABILITY_SCAN.to_string()],
+        capabilities: [
+            CAPABILITY_SCAN,
+            CAPABILITY_RUN_PATCH_BASELINE,
+            CAPABILITY_CANCEL,
+        ]
+        .map(String::from)
+        .to_vec(),
         hostname,
         ip_address: ip,
         platform,
