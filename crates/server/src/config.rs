@@ -30,6 +30,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Largest facts upload, after decompression (bytes).
     pub max_facts_bytes: usize,
+    /// How far a SigV4 request's time may be from the server's, either
+    /// way (seconds; AWS JSON services use 5 minutes).
+    pub sigv4_clock_skew_seconds: u32,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -54,6 +57,7 @@ impl Default for Config {
             missed_heartbeats: 3,
             max_body_bytes: 1 << 20,
             max_facts_bytes: 256 << 20,
+            sigv4_clock_skew_seconds: 300,
         }
     }
 }
