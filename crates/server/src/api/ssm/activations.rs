@@ -1,8 +1,8 @@
 //! CreateActivation, DescribeActivations, DeleteActivation on
 //! `services::activations`.
 
-use super::error::SsmError;
-use super::paging::{Paging, epoch};
+use super::error::{SsmError, not_found_as};
+use super::paging::{Paging, epoch, with_token};
 use super::{Ctx, SsmResult, input};
 use crate::services::activations::{self, ActivationView, CreateActivation};
 use serde::Deserialize;
@@ -141,11 +141,8 @@ pub async fn describe(ctx: &Ctx<'_>, v: Value) -> SsmResult {
     });
     all.sort_by(|a, b| a.activation_id.cmp(&b.activation_id));
     let (page, next) = paging.page(ctx, all, |a| a.activation_id.clone());
-    let mut out = json!({"ActivationList": page.iter().map(view_json).collect::<Vec<_>>()});
-    if let Some(n) = next {
-        out["NextToken"] = json!(n);
-    }
-    Ok(out)
+    let out = json!({"ActivationList": page.iter().map(view_json).collect::<Vec<_>>()});
+    Ok(with_token(out, next))
 }
 
 #[derive(Deserialize, Default)]
@@ -158,12 +155,8 @@ pub async fn delete(ctx: &Ctx<'_>, v: Value) -> SsmResult {
     let r: DeleteRequest = input(v)?;
     activations::delete(ctx.svc, ctx.caller, &r.activation_id)
         .await
-        .map_err(|e| {
-            let mut e = SsmError::from_api(e, "InvalidActivationId");
-            if e.code == "InvalidActivationId" {
-                e.message = format!("Activation ID {} is not valid.", r.activation_id);
-            }
-            e
-        })?;
+        .map_err(not_found_as("InvalidActivationId", || {
+            format!("Activation ID {} is not valid.", r.activation_id)
+        }))?;
     Ok(json!({}))
 }

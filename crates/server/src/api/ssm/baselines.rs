@@ -2,9 +2,9 @@
 //! (the documents are SSM-shaped already: the member names of the API are
 //! the model's).
 
-use super::error::SsmError;
+use super::error::{SsmError, not_found_as};
 use super::model::constraints_message;
-use super::paging::Paging;
+use super::paging::{Paging, with_token};
 use super::{Ctx, SsmResult, input};
 use crate::services::baselines::{self, BaselineView};
 use crate::services::fleet::Resolver;
@@ -61,13 +61,7 @@ fn baseline_error<'a>(
     id: &'a str,
     not_found: &'static str,
 ) -> impl Fn(crate::api::error::ApiError) -> SsmError + 'a {
-    move |e| {
-        let mut e = SsmError::from_api(e, not_found);
-        if e.code == not_found {
-            e.message = missing(id);
-        }
-        e
-    }
+    not_found_as(not_found, move || missing(id))
 }
 
 /// A syntactically valid id (the model's pattern) that can name nothing
@@ -285,11 +279,8 @@ pub async fn describe(ctx: &Ctx<'_>, v: Value) -> SsmResult {
     });
     all.sort_by(|a, b| a.baseline_id.cmp(&b.baseline_id));
     let (page, next) = paging.page(ctx, all, |b| b.baseline_id.clone());
-    let mut out = json!({"BaselineIdentities": page.iter().map(identity).collect::<Vec<_>>()});
-    if let Some(n) = next {
-        out["NextToken"] = json!(n);
-    }
-    Ok(out)
+    let out = json!({"BaselineIdentities": page.iter().map(identity).collect::<Vec<_>>()});
+    Ok(with_token(out, next))
 }
 
 pub async fn register_default(ctx: &Ctx<'_>, v: Value) -> SsmResult {
@@ -345,16 +336,12 @@ pub async fn deregister_patch_group(ctx: &Ctx<'_>, v: Value) -> SsmResult {
     check_id_form(&r.baseline_id)?;
     baselines::deregister_patch_group(ctx.svc, ctx.caller, &r.patch_group, &r.baseline_id)
         .await
-        .map_err(|e| {
-            let mut e = SsmError::from_api(e, "InvalidResourceId");
-            if e.code == "InvalidResourceId" {
-                e.message = format!(
-                    "Patch Baseline {} is not registered for patch group {}.",
-                    r.baseline_id, r.patch_group
-                );
-            }
-            e
-        })?;
+        .map_err(not_found_as("InvalidResourceId", || {
+            format!(
+                "Patch Baseline {} is not registered for patch group {}.",
+                r.baseline_id, r.patch_group
+            )
+        }))?;
     Ok(json!({"BaselineId": r.baseline_id, "PatchGroup": r.patch_group}))
 }
 
@@ -428,9 +415,6 @@ pub async fn describe_patch_groups(ctx: &Ctx<'_>, v: Value) -> SsmResult {
             .map_err(|e| SsmError::from_api(e, "DoesNotExistException"))?;
         items.push(json!({"PatchGroup": g.patch_group, "BaselineIdentity": identity(&view)}));
     }
-    let mut out = json!({"Mappings": items});
-    if let Some(n) = next {
-        out["NextToken"] = json!(n);
-    }
-    Ok(out)
+    let out = json!({"Mappings": items});
+    Ok(with_token(out, next))
 }

@@ -3,8 +3,8 @@
 //! DescribeInstancePatchStates(ForPatchGroup), DescribeInstancePatches,
 //! DescribePatchGroupState and the three compliance listings.
 
-use super::error::SsmError;
-use super::paging::{Paging, epoch};
+use super::error::{SsmError, not_found_as};
+use super::paging::{Paging, epoch, with_token};
 use super::{Ctx, SsmResult, input};
 use crate::services::fleet::{self, NodeComplianceView};
 use crate::services::nodes;
@@ -99,11 +99,8 @@ pub async fn instance_patch_states(ctx: &Ctx<'_>, v: Value) -> SsmResult {
         }
     }
     let (page, next) = paging.page(ctx, states, |c| c.node_id.clone());
-    let mut out = json!({"InstancePatchStates": page.iter().map(patch_state).collect::<Vec<_>>()});
-    if let Some(n) = next {
-        out["NextToken"] = json!(n);
-    }
-    Ok(out)
+    let out = json!({"InstancePatchStates": page.iter().map(patch_state).collect::<Vec<_>>()});
+    Ok(with_token(out, next))
 }
 
 /// The counts a state filter may name.
@@ -197,11 +194,8 @@ pub async fn instance_patch_states_for_group(ctx: &Ctx<'_>, v: Value) -> SsmResu
         })
     });
     let (page, next) = paging.page(ctx, states, |c| c.node_id.clone());
-    let mut out = json!({"InstancePatchStates": page.iter().map(patch_state).collect::<Vec<_>>()});
-    if let Some(n) = next {
-        out["NextToken"] = json!(n);
-    }
-    Ok(out)
+    let out = json!({"InstancePatchStates": page.iter().map(patch_state).collect::<Vec<_>>()});
+    Ok(with_token(out, next))
 }
 
 pub async fn patch_group_state(ctx: &Ctx<'_>, v: Value) -> SsmResult {
@@ -246,13 +240,11 @@ fn loose(s: &str) -> String {
 }
 
 async fn existing_node(ctx: &Ctx<'_>, id: &str) -> Result<(), SsmError> {
-    nodes::get(ctx.svc, ctx.caller, id).await.map_err(|e| {
-        let mut e = SsmError::from_api(e, "InvalidInstanceId");
-        if e.code == "InvalidInstanceId" {
-            e.message = format!("Instance Id {id} is not valid.");
-        }
-        e
-    })?;
+    nodes::get(ctx.svc, ctx.caller, id)
+        .await
+        .map_err(not_found_as("InvalidInstanceId", || {
+            format!("Instance Id {id} is not valid.")
+        }))?;
     Ok(())
 }
 
@@ -322,11 +314,8 @@ pub async fn instance_patches(ctx: &Ctx<'_>, v: Value) -> SsmResult {
     }
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     let (page, next) = paging.page(ctx, rows, |r| r.0.clone());
-    let mut out = json!({"Patches": page.into_iter().map(|r| r.1).collect::<Vec<_>>()});
-    if let Some(n) = next {
-        out["NextToken"] = json!(n);
-    }
-    Ok(out)
+    let out = json!({"Patches": page.into_iter().map(|r| r.1).collect::<Vec<_>>()});
+    Ok(with_token(out, next))
 }
 
 #[derive(Deserialize, Default)]
@@ -633,12 +622,8 @@ pub async fn list_summaries(ctx: &Ctx<'_>, v: Value) -> SsmResult {
         items.push(("Patch".to_string(), item));
     }
     let (page, next) = paging.page(ctx, items, |i| i.0.clone());
-    let mut out =
-        json!({"ComplianceSummaryItems": page.into_iter().map(|i| i.1).collect::<Vec<_>>()});
-    if let Some(n) = next {
-        out["NextToken"] = json!(n);
-    }
-    Ok(out)
+    let out = json!({"ComplianceSummaryItems": page.into_iter().map(|i| i.1).collect::<Vec<_>>()});
+    Ok(with_token(out, next))
 }
 
 /// A node's patches as compliance items: (attributes, item JSON).
@@ -785,13 +770,11 @@ pub async fn list_items(ctx: &Ctx<'_>, v: Value) -> SsmResult {
             ));
         }
     };
-    nodes::get(ctx.svc, ctx.caller, &ids).await.map_err(|e| {
-        let mut e = SsmError::from_api(e, "InvalidResourceId");
-        if e.code == "InvalidResourceId" {
-            e.message = format!("The resource ID {ids} is not valid. Verify the ID and try again.");
-        }
-        e
-    })?;
+    nodes::get(ctx.svc, ctx.caller, &ids)
+        .await
+        .map_err(not_found_as("InvalidResourceId", || {
+            format!("The resource ID {ids} is not valid. Verify the ID and try again.")
+        }))?;
     let items = match compliance_of(ctx, &ids, true).await? {
         Some(c) => items_of(&c),
         None => Vec::new(),
@@ -803,9 +786,6 @@ pub async fn list_items(ctx: &Ctx<'_>, v: Value) -> SsmResult {
         .collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     let (page, next) = paging.page(ctx, rows, |r| r.0.clone());
-    let mut out = json!({"ComplianceItems": page.into_iter().map(|r| r.1).collect::<Vec<_>>()});
-    if let Some(n) = next {
-        out["NextToken"] = json!(n);
-    }
-    Ok(out)
+    let out = json!({"ComplianceItems": page.into_iter().map(|r| r.1).collect::<Vec<_>>()});
+    Ok(with_token(out, next))
 }

@@ -127,6 +127,21 @@ impl SsmError {
     }
 }
 
+/// [`SsmError::from_api`], with the "not found" case worded by `message`
+/// (AWS names the missing object in its own words).
+pub fn not_found_as(
+    code: &'static str,
+    message: impl Fn() -> String,
+) -> impl Fn(ApiError) -> SsmError {
+    move |e| {
+        let mut e = SsmError::from_api(e, code);
+        if e.code == code {
+            e.message = message();
+        }
+        e
+    }
+}
+
 impl From<crate::store::StoreError> for SsmError {
     fn from(e: crate::store::StoreError) -> SsmError {
         SsmError::from_api(e.into(), "DoesNotExistException")

@@ -3,7 +3,7 @@
 //! `services::baselines`.
 
 use super::activations::{TagPair, tag_list, tag_map};
-use super::error::SsmError;
+use super::error::{SsmError, not_found_as};
 use super::paging::{Paging, epoch};
 use super::{Ctx, SsmResult, input};
 use crate::services::nodes::{self, ListNodes, NodeView};
@@ -234,13 +234,9 @@ pub async fn deregister(ctx: &Ctx<'_>, v: Value) -> SsmResult {
     let r: DeregisterRequest = input(v)?;
     nodes::deregister(ctx.svc, ctx.caller, &r.instance_id)
         .await
-        .map_err(|e| {
-            let mut e = SsmError::from_api(e, "InvalidInstanceId");
-            if e.code == "InvalidInstanceId" {
-                e.message = format!("Instance Id {} is not valid.", r.instance_id);
-            }
-            e
-        })?;
+        .map_err(not_found_as("InvalidInstanceId", || {
+            format!("Instance Id {} is not valid.", r.instance_id)
+        }))?;
     Ok(json!({}))
 }
 
@@ -286,13 +282,9 @@ struct TagRequest {
 }
 
 fn not_found(id: &str) -> impl Fn(crate::api::error::ApiError) -> SsmError + '_ {
-    move |e| {
-        let mut e = SsmError::from_api(e, "InvalidResourceId");
-        if e.code == "InvalidResourceId" {
-            e.message = format!("The resource ID {id} is not valid. Verify the ID and try again.");
-        }
-        e
-    }
+    not_found_as("InvalidResourceId", move || {
+        format!("The resource ID {id} is not valid. Verify the ID and try again.")
+    })
 }
 
 async fn current_tags(ctx: &Ctx<'_>, r: &Resource) -> Result<Vec<(String, String)>, SsmError> {

@@ -129,3 +129,11 @@ pub fn epoch(t: jiff::Timestamp) -> Value {
         serde_json::Number::from_f64(millis as f64 / 1000.0).map_or(Value::Null, Value::Number)
     }
 }
+
+/// `out` with `NextToken` when another page follows.
+pub fn with_token(mut out: Value, next: Option<String>) -> Value {
+    if let Some(n) = next {
+        out["NextToken"] = Value::String(n);
+    }
+    out
+}

@@ -4,8 +4,8 @@
 //! DescribeEffectivePatchesForPatchBaseline (Windows-only in SSM) and
 //! GetDeployablePatchSnapshotForInstance.
 
-use super::error::SsmError;
-use super::paging::{Paging, epoch};
+use super::error::{SsmError, not_found_as};
+use super::paging::{Paging, epoch, with_token};
 use super::{Ctx, SsmResult, input};
 use crate::services::fleet::{Resolver, cached_inventory};
 use crate::services::{baselines, nodes};
@@ -29,13 +29,9 @@ pub async fn effective_patches(ctx: &Ctx<'_>, v: Value) -> SsmResult {
     let r: IdRequest = input(v)?;
     let view = baselines::get(ctx.svc, ctx.caller, &r.baseline_id, None)
         .await
-        .map_err(|e| {
-            let mut e = SsmError::from_api(e, "DoesNotExistException");
-            if e.code == "DoesNotExistException" {
-                e.message = format!("Patch Baseline {} does not exist.", r.baseline_id);
-            }
-            e
-        })?;
+        .map_err(not_found_as("DoesNotExistException", || {
+            format!("Patch Baseline {} does not exist.", r.baseline_id)
+        }))?;
     // SSM answers this for Windows baselines only; Linux patches are
     // judged per node (DescribeInstancePatches).
     Err(SsmError::client(
@@ -238,11 +234,8 @@ pub async fn available_patches(ctx: &Ctx<'_>, v: Value) -> SsmResult {
         })
         .collect();
     let (page, next) = paging.page(ctx, all, |p| p.key.clone());
-    let mut out = json!({"Patches": page.iter().map(Patch::json).collect::<Vec<_>>()});
-    if let Some(n) = next {
-        out["NextToken"] = json!(n);
-    }
-    Ok(out)
+    let out = json!({"Patches": page.iter().map(Patch::json).collect::<Vec<_>>()});
+    Ok(with_token(out, next))
 }
 
 #[derive(Deserialize, Default)]
@@ -305,12 +298,8 @@ pub async fn patch_properties(ctx: &Ctx<'_>, v: Value) -> SsmResult {
     values.dedup();
     let (page, next) = paging.page(ctx, values, Clone::clone);
     // Each entry is a map; AWS names the value `Name` for every property.
-    let mut out =
-        json!({"Properties": page.iter().map(|p| json!({"Name": p})).collect::<Vec<_>>()});
-    if let Some(n) = next {
-        out["NextToken"] = json!(n);
-    }
-    Ok(out)
+    let out = json!({"Properties": page.iter().map(|p| json!({"Name": p})).collect::<Vec<_>>()});
+    Ok(with_token(out, next))
 }
 
 pub async fn deployable_snapshot(ctx: &Ctx<'_>, v: Value) -> SsmResult {
@@ -323,13 +312,9 @@ pub async fn deployable_snapshot(ctx: &Ctx<'_>, v: Value) -> SsmResult {
     }
     let node = nodes::get(ctx.svc, ctx.caller, &r.instance_id)
         .await
-        .map_err(|e| {
-            let mut e = SsmError::from_api(e, "InvalidInstanceId");
-            if e.code == "InvalidInstanceId" {
-                e.message = format!("Instance Id {} is not valid.", r.instance_id);
-            }
-            e
-        })?;
+        .map_err(not_found_as("InvalidInstanceId", || {
+            format!("Instance Id {} is not valid.", r.instance_id)
+        }))?;
     let os: OperatingSystem = node.operating_system.parse().map_err(|_| {
         SsmError::client(
             "UnsupportedOperatingSystem",
