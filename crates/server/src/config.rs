@@ -35,6 +35,9 @@ pub struct Config {
     /// A delivered invocation the agent has not acknowledged is sent again
     /// after this many seconds (the answer may have been lost).
     pub command_resend_seconds: u64,
+    /// How far a SigV4 request's time may be from the server's, either
+    /// way (seconds; AWS JSON services use 5 minutes).
+    pub sigv4_clock_skew_seconds: u32,
 }
 
 /// `[objects]`: a local directory (default `<data_dir>/objects`) or an
@@ -74,6 +77,7 @@ impl Default for Config {
             max_facts_bytes: 256 << 20,
             objects: ObjectsConfig::default(),
             command_resend_seconds: 30,
+            sigv4_clock_skew_seconds: 300,
         }
     }
 }

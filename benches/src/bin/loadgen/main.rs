@@ -610,9 +610,10 @@ async fn recompute(
     if let Some(o) = doc.as_object_mut() {
         o.remove("BaselineId");
     }
-    let created = patchfleet_server::services::baselines::create(&svc, &Caller::system(), &doc)
-        .await
-        .map_err(|e| anyhow!("creating a baseline: {} {:?}", e.message, e.field))?;
+    let created =
+        patchfleet_server::services::baselines::create(&svc, &Caller::system(), &doc, None)
+            .await
+            .map_err(|e| anyhow!("creating a baseline: {} {:?}", e.message, e.field))?;
     svc.store
         .set_default_baseline(
             &os,

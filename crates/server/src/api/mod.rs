@@ -1,6 +1,7 @@
 //! The HTTP surface: `/health` (the one unauthenticated endpoint),
-//! `/api/v1` (people and scripts, API keys) and `/agent/v1` (agents, their
-//! client certificates). Handlers are thin: extract, call a service, render.
+//! `/api/v1` (people and scripts, API keys), `/agent/v1` (agents, their
+//! client certificates) and `/` (the SSM-compatible API: SigV4 with the
+//! API keys). Handlers are thin: extract, call a service, render.
 
 pub mod agent;
 pub mod body;
@@ -8,6 +9,7 @@ pub mod commands;
 pub mod error;
 pub mod fleet;
 pub mod openapi;
+pub mod ssm;
 pub mod v1;
 
 use crate::auth::parse_bearer;
@@ -28,6 +30,9 @@ pub fn router(svc: Services) -> Router {
         )
         .nest("/api/v1", v1::router().layer(DefaultBodyLimit::max(limit)))
         .nest("/agent/v1", agent::router(&svc))
+        // The SSM-compatible API reads (and bounds) its body itself: SigV4
+        // is verified on the raw bytes.
+        .route("/", axum::routing::any(ssm::handle))
         .with_state(svc)
 }
 

@@ -145,7 +145,7 @@ async fn create_baseline(
 ) -> ApiResult<(StatusCode, Json<baselines::BaselineView>)> {
     Ok((
         StatusCode::CREATED,
-        Json(baselines::create(&svc, &caller, &doc).await?),
+        Json(baselines::create(&svc, &caller, &doc, None).await?),
     ))
 }
 

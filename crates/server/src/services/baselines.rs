@@ -41,19 +41,16 @@ fn os_str(os: OperatingSystem) -> String {
 
 /// Reads and validates an SSM-shaped document; every error names its member.
 pub fn parse_document(doc: &Value) -> ApiResult<Baseline> {
-    let baseline = Baseline::from_json(&doc.to_string())
-        .map_err(|e| ApiError::invalid("document", e.to_string()))?;
+    document_errors(doc).map_err(|all| ApiError::invalid("document", all.join("; ")))
+}
+
+/// [`parse_document`] with each violated constraint on its own, in SSM's
+/// words (the SSM-compatible API counts them: `2 validation errors
+/// detected: …`).
+pub fn document_errors(doc: &Value) -> Result<Baseline, Vec<String>> {
+    let baseline = Baseline::from_json(&doc.to_string()).map_err(|e| vec![e.to_string()])?;
     if let Err(errors) = baseline.validate() {
-        let first = errors
-            .iter()
-            .next()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        let all: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        return Err(ApiError::invalid(
-            "document",
-            if all.len() > 1 { all.join("; ") } else { first },
-        ));
+        return Err(errors.iter().map(|e| e.to_string()).collect());
     }
     Ok(baseline)
 }
@@ -65,6 +62,8 @@ fn stored_document(b: &Baseline) -> ApiResult<Value> {
     b.patch_groups.clear();
     b.created_date = None;
     b.modified_date = None;
+    // Tags are kept beside the versions (they can change without one).
+    b.tags.clear();
     serde_json::to_value(&b).map_err(ApiError::internal)
 }
 
@@ -175,8 +174,28 @@ pub async fn list(
     Ok(out)
 }
 
-pub async fn create(svc: &Services, caller: &Caller, doc: &Value) -> ApiResult<BaselineView> {
+/// How long a `ClientToken` makes a create idempotent (SSM's retries and
+/// a client's own).
+const CLIENT_TOKEN_HOURS: i64 = 24;
+
+/// Creates a baseline from `doc`. Its `Tags` become the baseline's tags.
+/// With `client_token`, a repeat of the same request (by the same key,
+/// within 24 hours) answers the baseline the first one created instead of
+/// another; the same token with a different document is refused. Tokens
+/// live in the audit entry of the create, so every replica sees them.
+pub async fn create(
+    svc: &Services,
+    caller: &Caller,
+    doc: &Value,
+    client_token: Option<&str>,
+) -> ApiResult<BaselineView> {
     caller.require(Action::ManageBaselines)?;
+    let request_sha256 = crate::auth::sha256_hex(&doc.to_string());
+    if let Some(token) = client_token
+        && let Some(id) = created_with_token(svc, caller, token, &request_sha256).await?
+    {
+        return get(svc, caller, &id, None).await;
+    }
     let baseline = parse_document(doc)?;
     if baseline.baseline_id.is_some() {
         return Err(ApiError::invalid(
@@ -193,22 +212,115 @@ pub async fn create(svc: &Services, caller: &Caller, doc: &Value) -> ApiResult<B
             ),
         ));
     }
+    let mut tags: Vec<(String, String)> = Vec::new();
+    for t in &baseline.tags {
+        super::nodes::check_tag(&t.key, &t.value)?;
+        tags.retain(|(k, _)| *k != t.key);
+        tags.push((t.key.clone(), t.value.clone()));
+    }
     let stored = stored_document(&baseline)?;
-    let audit = caller
-        .audit("CreatePatchBaseline")
-        .detail(serde_json::json!({"name": name}));
+    let mut detail = serde_json::json!({"name": name});
+    if let Some(token) = client_token {
+        detail["client_token"] = Value::String(token.to_string());
+        detail["request_sha256"] = Value::String(request_sha256);
+    }
+    let audit = caller.audit("CreatePatchBaseline").detail(detail);
     let record = svc
         .store
         .create_baseline(
             &name,
             &os_str(baseline.operating_system),
             &stored,
-            &[],
+            &tags,
             Timestamp::now(),
             &audit,
         )
         .await?;
     get(svc, caller, &record.baseline_id, None).await
+}
+
+/// The baseline an earlier create with this token made, if any.
+async fn created_with_token(
+    svc: &Services,
+    caller: &Caller,
+    token: &str,
+    request_sha256: &str,
+) -> ApiResult<Option<String>> {
+    let filter = crate::store::AuditFilter {
+        actor: Some(caller.actor.clone()),
+        action: Some("CreatePatchBaseline".into()),
+        since: Some(Timestamp::now() - jiff::SignedDuration::from_hours(CLIENT_TOKEN_HOURS)),
+        ..Default::default()
+    };
+    let mut after: Option<String> = None;
+    loop {
+        let page = svc
+            .store
+            .list_audit(&filter, after.as_deref(), 1000)
+            .await?;
+        for e in &page.items {
+            if e.detail["client_token"].as_str() != Some(token) {
+                continue;
+            }
+            if e.detail["request_sha256"].as_str() != Some(request_sha256) {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "IdempotentParameterMismatch",
+                    format!(
+                        "ClientToken {token} was used by an earlier CreatePatchBaseline with other parameters"
+                    ),
+                ));
+            }
+            return Ok(e.objects.first().cloned());
+        }
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return Ok(None),
+        }
+    }
+}
+
+/// A custom baseline's tags, by key (a predefined one has none).
+pub async fn tags(svc: &Services, caller: &Caller, id: &str) -> ApiResult<Vec<(String, String)>> {
+    caller.require(Action::ReadFleet)?;
+    let (b, record, _) = load(svc, id, None).await?;
+    if record.is_none() {
+        return Ok(Vec::new());
+    }
+    Ok(svc
+        .store
+        .baseline_tags(b.baseline_id.as_deref().unwrap_or(id))
+        .await?)
+}
+
+/// Adds or replaces `add`, removes `remove` on a custom baseline. Tags do
+/// not judge nodes: nothing is re-computed.
+pub async fn tag(
+    svc: &Services,
+    caller: &Caller,
+    id: &str,
+    add: &[(String, String)],
+    remove: &[String],
+) -> ApiResult<()> {
+    caller.require(Action::ManageBaselines)?;
+    for (k, v) in add {
+        super::nodes::check_tag(k, v)?;
+    }
+    let (b, record, _) = load(svc, id, None).await?;
+    if record.is_none() {
+        return Err(read_only(id));
+    }
+    let id = b.baseline_id.unwrap_or_else(|| id.to_string());
+    let action = if add.is_empty() {
+        "RemoveTagsFromResource"
+    } else {
+        "AddTagsToResource"
+    };
+    let audit = caller.audit(action).object(&id);
+    svc.store
+        .change_baseline_tags(&id, add, remove, &audit)
+        .await?;
+    Ok(())
 }
 
 /// After a change of what judges nodes (a baseline version, a default, a

@@ -458,6 +458,9 @@ pub struct NodeComplianceView {
     pub compliance_status: String,
     pub overall_severity: String,
     pub counts: PatchCounts,
+    /// When the facts judged were collected (the scan's time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scanned_at: Option<Timestamp>,
     /// SSM's `InstancePatchState` and `Patches`, as `core` renders them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<Value>,
@@ -496,6 +499,7 @@ pub async fn node_compliance(
         compliance_status: c.compliance_status,
         overall_severity: c.overall_severity,
         counts: c.counts,
+        scanned_at: c.operation_start,
         report,
     })
 }
@@ -592,6 +596,7 @@ pub async fn list(
                 compliance_status: c.compliance_status,
                 overall_severity: c.overall_severity,
                 counts: c.counts,
+                scanned_at: c.operation_start,
                 report: None,
             })
             .collect(),

@@ -72,14 +72,22 @@ pub async fn authenticate(svc: &Services, access_key_id: &str, secret: &str) -> 
     })
 }
 
-/// The secret of a key, for protocols that recompute with it (SigV4).
-pub async fn secret_of(svc: &Services, access_key_id: &str) -> ApiResult<(Caller, String)> {
+/// The caller and secret of an enabled key, for protocols that recompute
+/// with the secret (SigV4). `NotFound` for an unknown or disabled key: the
+/// caller tells neither apart from a wrong signature's sender.
+pub async fn secret_of_active(
+    svc: &Services,
+    access_key_id: &str,
+) -> Result<(Caller, String), StoreError> {
     let key = svc.store.get_api_key(access_key_id).await?;
+    if key.disabled {
+        return Err(StoreError::NotFound(format!("API key {access_key_id}")));
+    }
     let plain = svc
         .key
         .open(&key.secret_sealed)
-        .map_err(ApiError::internal)?;
-    let secret = String::from_utf8(plain).map_err(ApiError::internal)?;
+        .map_err(|e| StoreError::Database(e.to_string()))?;
+    let secret = String::from_utf8(plain).map_err(|e| StoreError::Database(e.to_string()))?;
     Ok((
         Caller {
             actor: key.access_key_id,

@@ -342,7 +342,9 @@ pub async fn get(svc: &Services, caller: &Caller, node_id: &str) -> ApiResult<No
     Ok(view(svc, n, Timestamp::now()))
 }
 
-fn check_tag(k: &str, v: &str) -> ApiResult<()> {
+/// SSM's tag rules: keys 1-128 characters not starting with `aws:`,
+/// values at most 256.
+pub(crate) fn check_tag(k: &str, v: &str) -> ApiResult<()> {
     if k.is_empty() || k.len() > 128 || v.len() > 256 || k.starts_with("aws:") {
         return Err(ApiError::invalid(
             "tags",

@@ -407,6 +407,49 @@ impl Store {
         .await?)
     }
 
+    /// Adds or replaces `add`, then removes the keys in `remove`, on a
+    /// baseline that exists and is not deleted.
+    pub async fn change_baseline_tags(
+        &self,
+        baseline_id: &str,
+        add: &[(String, String)],
+        remove: &[String],
+        audit: &Audit,
+    ) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let live: Option<(i64,)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT 1 FROM baselines WHERE baseline_id = $1 AND deleted = 0{}",
+            self.for_update()
+        )))
+        .bind(baseline_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if live.is_none() {
+            return Err(StoreError::NotFound(format!("baseline {baseline_id}")));
+        }
+        for (k, v) in add {
+            sqlx::query(
+                "INSERT INTO baseline_tags (baseline_id, key, value) VALUES ($1, $2, $3) \
+                 ON CONFLICT (baseline_id, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(baseline_id)
+            .bind(k)
+            .bind(v)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for k in remove {
+            sqlx::query("DELETE FROM baseline_tags WHERE baseline_id = $1 AND key = $2")
+                .bind(baseline_id)
+                .bind(k)
+                .execute(&mut *tx)
+                .await?;
+        }
+        audit::write(&mut tx, audit, &[baseline_id]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     // --- Defaults and patch groups ----------------------------------------
 
     /// Replaces the default of the OS.
