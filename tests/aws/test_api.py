@@ -109,14 +109,54 @@ def test_unknown_and_unsupported_operations(server):
     assert (status, body["__type"]) == (400, "UnknownOperationException")
     status, _, body = server.raw("", b"{}")
     assert body["__type"] == "UnknownOperationException"
-    # Run Command is not served yet: the unknown-operation error, for
-    # the CLI too (exit 255, the code in the message).
+    # Maintenance windows are not served yet: the unknown-operation error,
+    # for the CLI too (exit 255, the code in the message).
     with pytest.raises(botocore.exceptions.ClientError) as e:
-        server.client().list_commands()
+        server.client().describe_maintenance_windows()
     assert code(e) == "UnknownOperationException"
-    p = server.aws("send-command", "--document-name", "AWS-RunPatchBaseline", "--instance-ids", "mi-0123456789abcdef0", "--parameters", "Operation=Scan", check=False)
+    p = server.aws("describe-maintenance-windows", check=False)
     assert p.returncode == 255
-    assert "(UnknownOperationException) when calling the SendCommand operation" in p.stderr
+    assert "(UnknownOperationException) when calling the DescribeMaintenanceWindows operation" in p.stderr
+
+
+def test_run_command_errors(server):
+    ssm = server.client()
+    node = "mi-0123456789abcdef0"
+    with pytest.raises(ssm.exceptions.InvalidDocument):
+        ssm.send_command(DocumentName="AWS-RunShellScript", InstanceIds=[node], Parameters={"commands": ["id"]})
+    with pytest.raises(ssm.exceptions.InvalidParameters) as e:
+        ssm.send_command(DocumentName="AWS-RunPatchBaseline", InstanceIds=[node], Parameters={"Operation": ["Reboot"]})
+    assert "Operation" in str(e.value)
+    with pytest.raises(ssm.exceptions.InvalidInstanceId):
+        ssm.send_command(DocumentName="AWS-RunPatchBaseline", InstanceIds=[node], Parameters={"Operation": ["Scan"]})
+    with pytest.raises(ssm.exceptions.InvalidDocumentVersion):
+        ssm.send_command(DocumentName="AWS-RunPatchBaseline", DocumentVersion="7", InstanceIds=[node], Parameters={"Operation": ["Scan"]})
+    with pytest.raises(ssm.exceptions.InvalidOutputFolder):
+        ssm.send_command(DocumentName="AWS-RunPatchBaseline", InstanceIds=[node], Parameters={"Operation": ["Scan"]},
+                         OutputS3BucketName="someone-elses-bucket")
+    # A MaxConcurrency the model's pattern refuses, before anything runs.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ssm.send_command(DocumentName="AWS-RunPatchBaseline", InstanceIds=[node], Parameters={"Operation": ["Scan"]},
+                         MaxConcurrency="0")
+    assert code(e) == "ValidationException"
+    # Targets that match nothing: the command ends at once.
+    c = ssm.send_command(DocumentName="AWS-RunPatchBaseline", Targets=[{"Key": "tag:Environment", "Values": ["Nowhere"]}],
+                         Parameters={"Operation": ["Scan"]})["Command"]
+    assert (c["Status"], c["StatusDetails"], c["TargetCount"]) == ("Failed", "NoInstancesInTag", 0)
+    assert c["Parameters"]["Operation"] == ["Scan"] and c["Parameters"]["RebootOption"] == ["RebootIfNeeded"]
+    listed = ssm.list_commands(CommandId=c["CommandId"])["Commands"]
+    assert [x["CommandId"] for x in listed] == [c["CommandId"]]
+    assert ssm.list_commands(Filters=[{"key": "ExecutionStage", "value": "Executing"}])["Commands"] == []
+    with pytest.raises(ssm.exceptions.InvalidCommandId):
+        ssm.list_commands(CommandId="00000000-0000-0000-0000-000000000000")
+    with pytest.raises(ssm.exceptions.InvalidCommandId):
+        ssm.get_command_invocation(CommandId="00000000-0000-0000-0000-000000000000", InstanceId=node)
+    with pytest.raises(ssm.exceptions.InvocationDoesNotExist):
+        ssm.get_command_invocation(CommandId=c["CommandId"], InstanceId=node)
+    with pytest.raises(ssm.exceptions.InvalidCommandId):
+        ssm.cancel_command(CommandId="00000000-0000-0000-0000-000000000000")
+    # Cancelling a finished command is a no-op.
+    assert ssm.cancel_command(CommandId=c["CommandId"])["ResponseMetadata"]["HTTPStatusCode"] == 200
 
 
 def test_serialization_and_validation_errors(server):

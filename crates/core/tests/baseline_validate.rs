@@ -141,7 +141,7 @@ fn description_length() {
 #[test]
 fn at_most_four_filters_per_group() {
     // Windows has six valid keys, so four distinct filters are possible
-    // there; the only error left is the unsupported OS.
+    // there: valid.
     let mut w = Baseline::new("windows", Os::Windows);
     w.approved_patches.push("KB123".into());
     w.global_filters.patch_filters = vec![
@@ -150,7 +150,7 @@ fn at_most_four_filters_per_group() {
         filter(K::MsrcSeverity, &["*"]),
         filter(K::PatchSet, &["OS"]),
     ];
-    assert!(errors(&w).at("globalFilters.patchFilters").is_none());
+    assert_valid(&w);
     w.global_filters
         .patch_filters
         .push(filter(K::PatchId, &["x"]));
@@ -610,23 +610,19 @@ fn something_must_be_approved() {
 }
 
 #[test]
-fn windows_and_macos_are_not_supported() {
+fn windows_and_macos_are_stored_with_a_warning() {
+    // What `aws ssm create-patch-baseline --name N --approved-patches KB…`
+    // makes: valid, judging no node Patchfleet manages.
     for os in [Os::Windows, Os::Macos] {
         let mut b = Baseline::new("other-os", os);
         b.approved_patches.push("KB5031356".into());
-        let e = errors(&b);
-        assert_eq!(e.len(), 1, "{e}");
-        assert_eq!(e.errors()[0].path, "operatingSystem");
-        assert_eq!(
-            e.errors()[0].constraint,
-            Constraint::UnsupportedOperatingSystem(os)
-        );
-        assert!(
-            e.to_string().contains("Patchfleet does not evaluate"),
-            "{e}"
-        );
+        assert_valid(&b);
+        let w = b.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].path, "operatingSystem");
+        assert!(w[0].message.contains("judges no node"), "{}", w[0].message);
     }
-    // Every Linux OS is supported.
+    // Every Linux OS is judged, without that warning.
     for os in Os::ALL
         .into_iter()
         .filter(|os| !matches!(os, Os::Windows | Os::Macos))
@@ -635,6 +631,7 @@ fn windows_and_macos_are_not_supported() {
         b.approved_patches.push("x".into());
         b.approved_patches_enable_non_security = true;
         assert_valid(&b);
+        assert!(b.warnings().iter().all(|w| w.path != "operatingSystem"));
     }
 }
 

@@ -69,7 +69,6 @@ pub enum Constraint {
     ApprovalDelayTwice(OperatingSystem),
     /// No approval rule and no approved patch: the baseline approves nothing.
     NothingApproved,
-    UnsupportedOperatingSystem(OperatingSystem),
 }
 
 impl fmt::Display for Constraint {
@@ -105,10 +104,6 @@ impl fmt::Display for Constraint {
             ),
             Self::NothingApproved => f.write_str(
                 "Member must contain at least one rule when approvedPatches is empty: the baseline would approve nothing",
-            ),
-            Self::UnsupportedOperatingSystem(os) => write!(
-                f,
-                "Member must be a Linux operating system: {os} baselines are valid in the SSM model but Patchfleet does not evaluate them"
             ),
         }
     }
@@ -332,13 +327,6 @@ impl Checker {
                     self.text("name", name, Constraint::Pattern(NAME_PATTERN));
                 }
             }
-        }
-        if matches!(b.operating_system.family(), Family::Unsupported) {
-            self.text(
-                "operatingSystem",
-                b.operating_system.as_str(),
-                Constraint::UnsupportedOperatingSystem(b.operating_system),
-            );
         }
         if let Some(d) = &b.description {
             self.length("description", d, 1, MAX_DESCRIPTION_CHARS);

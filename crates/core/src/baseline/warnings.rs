@@ -22,6 +22,10 @@ pub enum WarningKind {
     /// `PRIORITY` lists `Extra` without `Optional`: `Extra` is evaluated as
     /// `Optional`, so the filter matches more than it says (pitfall 9).
     PriorityExtraIsOptional,
+    /// A Windows or macOS baseline: valid in the SSM model (and what SSM
+    /// makes when `OperatingSystem` is left out), stored and served, but no
+    /// node Patchfleet manages is judged by it.
+    JudgesNoNode,
 }
 
 /// One finding, at one member (same path style as validation errors).
@@ -59,6 +63,16 @@ impl Baseline {
         let os = self.operating_system;
         let family = os.family();
         let global_key = needs_advisory(&self.global_filters.patch_filters);
+        if family == Family::Unsupported {
+            out.push(BaselineWarning {
+                path: "operatingSystem".into(),
+                kind: WarningKind::JudgesNoNode,
+                message: format!(
+                    "a {os} baseline is stored, but Patchfleet manages Linux nodes: it judges no node \
+                     (SSM makes a WINDOWS baseline when OperatingSystem is left out)"
+                ),
+            });
+        }
 
         for (i, rule) in self.rules().iter().enumerate() {
             let at = format!("approvalRules.patchRules.{}.member", i + 1);

@@ -121,6 +121,17 @@ impl SsmError {
             (_, "InvalidActivation" | "ExpiredActivation" | "ActivationLimitReached") => {
                 "InvalidActivation"
             }
+            // Run Command's services answer in SSM's own codes already.
+            (
+                _,
+                c @ ("InvalidDocument"
+                | "InvalidParameters"
+                | "InvalidInstanceId"
+                | "InvalidTarget"
+                | "InvalidOutputFolder"
+                | "InvalidCommandId"
+                | "InvocationDoesNotExist"),
+            ) => c,
             _ => "ValidationException",
         };
         SsmError::client(code, e.message)

@@ -12,13 +12,14 @@
 //! `{"__type", "message"}` with the code botocore maps to its exception
 //! classes (`error`).
 //!
-//! Adding an operation (the Run Command ones are listed in [`OPERATIONS`]
-//! already, with their role, and answer `UnknownOperationException` until
-//! then): write `async fn op(ctx: &Ctx<'_>, input: Value) -> SsmResult`
-//! calling the service, and add its arm to [`dispatch`].
+//! Adding an operation (every one of the model is listed in [`OPERATIONS`]
+//! with its role; those not served answer `UnknownOperationException`):
+//! write `async fn op(ctx: &Ctx<'_>, input: Value) -> SsmResult` calling
+//! the service, and add its arm to [`dispatch`].
 
 pub mod activations;
 pub mod baselines;
+pub mod commands;
 pub mod compliance;
 pub mod error;
 pub mod model;
@@ -166,9 +167,12 @@ async fn dispatch(ctx: &Ctx<'_>, input: Value) -> SsmResult {
         "ListComplianceSummaries" => compliance::list_summaries(ctx, input).await,
         "ListResourceComplianceSummaries" => compliance::list_resource_summaries(ctx, input).await,
         "ListComplianceItems" => compliance::list_items(ctx, input).await,
-        // Run Command (SendCommand, ListCommands, ListCommandInvocations,
-        // GetCommandInvocation, CancelCommand), maintenance windows,
-        // associations and documents are not served yet.
+        "SendCommand" => commands::send(ctx, input).await,
+        "ListCommands" => commands::list_commands(ctx, input).await,
+        "ListCommandInvocations" => commands::list_invocations(ctx, input).await,
+        "GetCommandInvocation" => commands::get_invocation(ctx, input).await,
+        "CancelCommand" => commands::cancel(ctx, input).await,
+        // Maintenance windows, associations and documents are not served yet.
         other => Err(SsmError::unsupported_operation(other)),
     }
 }

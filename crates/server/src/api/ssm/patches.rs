@@ -33,7 +33,11 @@ pub async fn effective_patches(ctx: &Ctx<'_>, v: Value) -> SsmResult {
             format!("Patch Baseline {} does not exist.", r.baseline_id)
         }))?;
     // SSM answers this for Windows baselines only; Linux patches are
-    // judged per node (DescribeInstancePatches).
+    // judged per node (DescribeInstancePatches). A Windows baseline is
+    // stored here, but there is no Windows patch catalogue to list.
+    if view.operating_system == "WINDOWS" {
+        return Ok(json!({"EffectivePatches": []}));
+    }
     Err(SsmError::client(
         "UnsupportedOperatingSystem",
         format!(
