@@ -325,6 +325,14 @@ pub enum BaselineClientCommand {
     SetDefault {
         baseline_id: String,
     },
+    /// Show (no arguments), add (`Key=Value`) or remove (`--remove Key`) a
+    /// custom baseline's tags.
+    Tag {
+        baseline_id: String,
+        tags: Vec<String>,
+        #[arg(long)]
+        remove: Vec<String>,
+    },
     /// What-if: which nodes and patches would change if FILE were saved
     /// (over --baseline-id, or its BaselineId; else as its OS's default).
     Preview {
@@ -442,6 +450,20 @@ pub fn baseline(cmd: &BaselineClientCommand, c: &ClientArgs) -> Result<ExitCode>
             &client,
             client.post(&format!("{}/default", path(baseline_id)), &json!({}))?,
         ),
+        BaselineClientCommand::Tag {
+            baseline_id,
+            tags,
+            remove,
+        } => {
+            let p = format!("{}/tags", path(baseline_id));
+            if tags.is_empty() && remove.is_empty() {
+                return ok(&client, client.get(&p)?);
+            }
+            ok(
+                &client,
+                client.post(&p, &json!({"add": tags_map(tags)?, "remove": remove}))?,
+            )
+        }
     }
 }
 

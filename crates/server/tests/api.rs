@@ -43,6 +43,8 @@ const PROTECTED: &[(&str, &str)] = &[
     ),
     ("POST", "/api/v1/baselines/pb-00000000000000000/revert"),
     ("POST", "/api/v1/baselines/pb-00000000000000000/default"),
+    ("GET", "/api/v1/baselines/pb-00000000000000000/tags"),
+    ("POST", "/api/v1/baselines/pb-00000000000000000/tags"),
     ("GET", "/api/v1/patch-groups"),
     ("POST", "/api/v1/patch-groups"),
     ("DELETE", "/api/v1/patch-groups/web/pb-00000000000000000"),
@@ -56,6 +58,32 @@ const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/api/v1/compliance/summary"),
     ("GET", "/api/v1/compliance/nodes"),
     ("POST", "/api/v1/compliance/scan"),
+    ("POST", "/api/v1/commands"),
+    ("GET", "/api/v1/commands"),
+    (
+        "GET",
+        "/api/v1/commands/00000000-0000-0000-0000-000000000000",
+    ),
+    (
+        "POST",
+        "/api/v1/commands/00000000-0000-0000-0000-000000000000/cancel",
+    ),
+    (
+        "GET",
+        "/api/v1/commands/00000000-0000-0000-0000-000000000000/invocations",
+    ),
+    (
+        "GET",
+        "/api/v1/commands/00000000-0000-0000-0000-000000000000/invocations/mi-00000000000000000",
+    ),
+    (
+        "GET",
+        "/api/v1/commands/00000000-0000-0000-0000-000000000000/invocations/mi-00000000000000000/output",
+    ),
+    (
+        "POST",
+        "/agent/v1/invocations/00000000-0000-0000-0000-000000000000.mi-00000000000000000",
+    ),
     ("POST", "/agent/v1/heartbeat"),
     ("POST", "/agent/v1/facts/offer"),
     ("GET", "/agent/v1/work"),
@@ -761,7 +789,67 @@ async fn baselines_versions_and_patch_groups(env: &Env) {
     );
 }
 
+async fn baseline_tags(env: &Env) {
+    let admin = &env.admin;
+    let (status, b) = env
+        .post("/api/v1/baselines", admin, debian_doc("tagged", false))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{b}");
+    let tags = format!(
+        "/api/v1/baselines/{}/tags",
+        b["baseline_id"].as_str().unwrap()
+    );
+    let (status, v) = env
+        .post(
+            &tags,
+            admin,
+            json!({"add": {"Team": "web", "Tier": "prod"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["tags"], json!({"Team": "web", "Tier": "prod"}));
+    let (status, v) = env
+        .post(
+            &tags,
+            admin,
+            json!({"add": {"Team": "db"}, "remove": ["Tier"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(env.get(&tags, admin).await["tags"], json!({"Team": "db"}));
+    // Predefined baselines are read-only; a bad key is refused naming it.
+    let got = env
+        .post(
+            "/api/v1/baselines/AWS-DebianDefaultPatchBaseline/tags",
+            admin,
+            json!({"add": {"Team": "x"}}),
+        )
+        .await;
+    assert!(got.0.is_client_error(), "{}", got.1);
+    let got = env
+        .post(&tags, admin, json!({"add": {"aws:reserved": "x"}}))
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "ValidationError");
+    assert!(message(&got).contains("aws:"), "{}", got.1);
+    // An auditor reads them, and may not change them.
+    let auditor = env.new_key("tag-reader", "auditor").await;
+    assert_eq!(
+        env.get(&tags, &auditor).await["tags"],
+        json!({"Team": "db"})
+    );
+    let got = env.post(&tags, &auditor, json!({"remove": ["Team"]})).await;
+    assert_error(&got, StatusCode::FORBIDDEN, "Forbidden");
+    let changes = env
+        .audit()
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "AddTagsToResource")
+        .count();
+    assert_eq!(changes, 2);
+}
+
 api_tests!(
+    baseline_tags,
     health_and_authentication,
     roles,
     bad_input_changes_nothing,

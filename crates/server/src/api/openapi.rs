@@ -131,6 +131,18 @@ pub const ROUTES: &[(&str, &str, &str, &str)] = &[
         "auditor",
     ),
     (
+        "get",
+        "/baselines/{id}/tags",
+        "A baseline's tags",
+        "auditor",
+    ),
+    (
+        "post",
+        "/baselines/{id}/tags",
+        "Add or remove a custom baseline's tags",
+        "operator",
+    ),
+    (
         "post",
         "/compliance/scan",
         "Send a Scan command (AWS-RunPatchBaseline, Operation=Scan)",

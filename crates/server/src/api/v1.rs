@@ -41,6 +41,10 @@ pub fn router() -> Router<Services> {
         .route("/baselines/{id}/revert", post(revert_baseline))
         .route("/baselines/{id}/default", post(set_default_baseline))
         .route(
+            "/baselines/{id}/tags",
+            get(baseline_tags).post(tag_baseline),
+        )
+        .route(
             "/patch-groups",
             get(list_patch_groups).post(register_patch_group),
         )
@@ -338,4 +342,37 @@ async fn audit(
         .list_audit(&filter, q.next.as_deref(), limit)
         .await?;
     Ok(Json(json!({"items": page.items, "next": page.next})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BaselineTagRequest {
+    #[serde(default)]
+    add: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+fn tags_json(tags: Vec<(String, String)>) -> Json<Value> {
+    Json(json!({ "tags": tags.into_iter().collect::<std::collections::BTreeMap<_, _>>() }))
+}
+
+async fn baseline_tags(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(tags_json(baselines::tags(&svc, &caller, &id).await?))
+}
+
+/// Adds (or replaces) and removes a custom baseline's tags.
+async fn tag_baseline(
+    State(svc): State<Services>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<BaselineTagRequest>,
+) -> ApiResult<Json<Value>> {
+    let add: Vec<(String, String)> = req.add.into_iter().collect();
+    baselines::tag(&svc, &caller, &id, &add, &req.remove).await?;
+    Ok(tags_json(baselines::tags(&svc, &caller, &id).await?))
 }
