@@ -33,6 +33,7 @@ use crate::invocation_report::{self, Outcome, RESPONSE_NOT_STARTED};
 use crate::journal::{Begin, Invocation, Sidecar};
 use crate::run_cmd::Stop;
 use crate::server_link::{Failure, ServerLink};
+use patchfleet_core::command::PatchOperation;
 use patchfleet_protocol::{CAPABILITY_CANCEL, CancelInvocation, CommandInvocation, WorkItem};
 use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
@@ -79,6 +80,8 @@ pub struct Invocations {
     unwanted: HashSet<String>,
     backoff: Backoff,
     retry_at: Option<Instant>,
+    /// Refuse Install documents (`run --scan-only`).
+    scan_only: bool,
 }
 
 impl Invocations {
@@ -123,7 +126,14 @@ impl Invocations {
             unwanted: HashSet::new(),
             backoff: Backoff::default(),
             retry_at: None,
+            scan_only: false,
         })
+    }
+
+    /// Installs are refused: each ends failed, saying why, without running.
+    pub fn scan_only(mut self, yes: bool) -> Invocations {
+        self.scan_only = yes;
+        self
     }
 
     /// Runs until the server refuses the node.
@@ -423,7 +433,20 @@ impl Invocations {
         {
             Begin::New(rec) => {
                 info(&format!("invocation {id}: received"));
-                if let Err(problem) = invocation_report::invocation_of(&rec) {
+                let refusal = match invocation_report::invocation_of(&rec) {
+                    Err(problem) => Some(problem),
+                    Ok(inv)
+                        if self.scan_only && inv.document.operation == PatchOperation::Install =>
+                    {
+                        Some(
+                            "this agent runs Scan only (patchfleet-agent run --scan-only): \
+                             Install refused, nothing was changed"
+                                .to_string(),
+                        )
+                    }
+                    Ok(_) => None,
+                };
+                if let Some(problem) = refusal {
                     // Never runs; the failure says why.
                     let result = Outcome::Failed.result(1, String::new(), problem);
                     self.executor

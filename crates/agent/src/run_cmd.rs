@@ -57,6 +57,10 @@ pub struct RunArgs {
     /// again (counted by the reboot-loop guard).
     #[arg(long, default_value_t = 600)]
     pub reboot_wait: u64,
+    /// Run Scan documents only: an Install ends failed without touching the
+    /// system (what `patchfleet dev` starts without --allow-install).
+    #[arg(long)]
+    pub scan_only: bool,
 }
 
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
@@ -102,7 +106,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let outcome = runtime.block_on(async {
         // Inside the runtime: it spawns the steps it runs.
         let invocations =
-            Invocations::new(executor, link, inbox, Duration::from_secs(args.reboot_wait))?;
+            Invocations::new(executor, link, inbox, Duration::from_secs(args.reboot_wait))?
+                .scan_only(args.scan_only);
         Ok::<_, anyhow::Error>(tokio::select! {
             stop = agent.run() => stop,
             stop = invocations.run() => stop,

@@ -49,6 +49,7 @@ pub async fn register_and_scan(
     key: &NewKey,
     agent: &Path,
     root: &Path,
+    scan_only: bool,
 ) -> Result<String> {
     if !agent.is_file() {
         bail!(
@@ -92,6 +93,7 @@ pub async fn register_and_scan(
         .arg(&state_dir)
         .arg("--root")
         .arg(root)
+        .args(scan_only.then_some("--scan-only"))
         .stdin(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {} run", agent.display()))?;

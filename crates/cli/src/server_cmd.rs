@@ -2,7 +2,7 @@
 //! with a temporary data directory, plus this machine registered and scanned
 //! by a local scan-only agent).
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use clap::Args;
 use patchfleet_server::config::Config;
 use patchfleet_server::server::{self, Running};
@@ -112,7 +112,9 @@ pub struct DevArgs {
     /// The root the local agent scans (default `/`; a test bed otherwise).
     #[arg(long, default_value = "/")]
     root: PathBuf,
-    /// Let the local agent install updates (it is scan-only by default).
+    /// Let the local agent install updates when sent an Install command
+    /// (it is scan-only by default: an Install ends failed, nothing
+    /// changed).
     #[arg(long)]
     allow_install: bool,
     /// Start, scan, print, and stop instead of serving until interrupted.
@@ -121,11 +123,6 @@ pub struct DevArgs {
 }
 
 pub fn run_dev(args: &DevArgs) -> Result<ExitCode> {
-    if args.allow_install {
-        bail!(
-            "--allow-install: installing through the server comes with Run Command; the dev agent only scans"
-        );
-    }
     let (data_dir, temporary) = match &args.data_dir {
         Some(d) => (d.clone(), false),
         None => {
@@ -153,7 +150,14 @@ pub fn run_dev(args: &DevArgs) -> Result<ExitCode> {
             .bootstrap_key
             .clone()
             .ok_or_else(|| anyhow!("{}: not a fresh data directory", data_dir.display()))?;
-        let summary = crate::dev::register_and_scan(&running, &key, &agent, &args.root).await;
+        let summary = crate::dev::register_and_scan(
+            &running,
+            &key,
+            &agent,
+            &args.root,
+            !args.allow_install,
+        )
+        .await;
         match summary {
             Ok(text) => print!("{text}"),
             Err(e) => eprintln!("patchfleet dev: {e:#}"),
