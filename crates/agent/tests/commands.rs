@@ -8,7 +8,8 @@
 //!   MaxConcurrency 2 never have more than two invocations in flight (from
 //!   the server's dispatch and end times and from the journals), and the
 //!   Install, whose runs last, has two at once; the compliance is current
-//!   when the command ends, without a scan of its own. With MaxErrors 0
+//!   when the command ends, without a scan of its own; the output is cut
+//!   as SSM cuts it and whole from the object store. With MaxErrors 0
 //!   and one install failing for real (its package file gone from that
 //!   node's repository) the rollout stops: the nodes not started are
 //!   `Terminated`, never delivered, their beds untouched. NoReboot leaves
@@ -700,6 +701,25 @@ async fn rollouts_keep_their_limits() {
             "{}: scanned at {scanned}, {i:#}",
             n.name
         );
+        // The output as SSM keeps it: stdout and stderr together cut at
+        // 2,500 characters; the whole stdout from the object store.
+        let combined = i["output"].as_str().unwrap();
+        assert!(
+            combined.chars().count() <= 2500 && combined.ends_with("\n---Output truncated---"),
+            "{combined}"
+        );
+        let whole = fleet
+            .api
+            .text(&format!(
+                "/api/v1/commands/{inst}/invocations/{}/output?stream=stdout",
+                n.id
+            ))
+            .await;
+        assert!(
+            whole.ends_with("Reboot is not permitted because RebootOption is NoReboot\n"),
+            "{whole}"
+        );
+        assert_eq!(whole, stdout(i));
     }
 
     // The nodes "reboot"; a Scan then finds the installs done.
