@@ -99,7 +99,10 @@ impl ServerLink {
         }
         let packed = std::fs::read(facts_gz)
             .map_err(|e| Failure::Local(anyhow!("reading {}: {e}", facts_gz.display())))?;
-        let url = self.url(&format!("/agent/v1/facts/{hash}"));
+        // The scan's time goes with the body: the server records it as the
+        // node's scan time (an upload may come long after the scan, when the
+        // server was away).
+        let url = self.url(&format!("/agent/v1/facts/{hash}?scanned_at={scanned_at}"));
         if self.gzip.get() {
             let request = self
                 .client

@@ -14,6 +14,7 @@ use patchfleet_core::os::OperatingSystem;
 use patchfleet_core::report::{ReportContext, render};
 #[path = "../../pkg/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use common::{TempDir, build_apt_testbed, snapshot};
 use patchfleet_pkg::runner::{CommandSpec, Runner};
@@ -21,6 +22,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
+use support::states;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_patchfleet-agent");
 
@@ -58,20 +60,6 @@ fn fails(args: &[&str]) -> String {
     assert!(stderr.starts_with("patchfleet-agent: "), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
-}
-
-/// `(title prefix → state)` of a report's patches.
-fn states(report: &serde_json::Value) -> BTreeMap<String, String> {
-    report["Patches"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let title = p["Title"].as_str().unwrap();
-            let name = title.split('.').next().unwrap().to_string();
-            (name, p["State"].as_str().unwrap().to_string())
-        })
-        .collect()
 }
 
 #[test]

@@ -15,7 +15,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use support::installed_version;
+use support::{installed_version, states};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_patchfleet-agent");
 
@@ -48,20 +48,6 @@ fn json_ok(args: &[&str]) -> Value {
         out.status
     );
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
-}
-
-/// `name → State` of a report's patches (title `name.arch:version`).
-fn states(report: &Value) -> BTreeMap<String, String> {
-    report["Patches"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let title = p["Title"].as_str().unwrap();
-            let name = title.split('.').next().unwrap().to_string();
-            (name, p["State"].as_str().unwrap().to_string())
-        })
-        .collect()
 }
 
 /// `name → result` of the install results.

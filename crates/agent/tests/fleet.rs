@@ -16,6 +16,7 @@
 
 #[path = "../../pkg/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use common::{TempDir, build_apt_testbed, build_dnf_testbed};
 use jiff::{SignedDuration, Timestamp};
@@ -24,174 +25,29 @@ use patchfleet_server::server::{Running, start};
 use serde_json::{Value, json};
 use sqlx::Connection;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use support::fleet::{Agents, Api, expect, states};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_patchfleet-agent");
+/// `patchfleet-agent register` with the in-process server.
+async fn register(
+    running: &Running,
+    activation: &Value,
+    state: &std::path::Path,
+    root: &std::path::Path,
+) -> (Option<i32>, String, String) {
+    support::fleet::register(
+        &running.url(),
+        &running.ca_fingerprint,
+        activation,
+        state,
+        root,
+    )
+    .await
+}
+
 const PG_ENV: &str = "PATCHFLEET_TEST_POSTGRES_URL";
 const DEBIAN_DEFAULT: &str = "pb-75b114c507d400ec2";
-
-/// The agent processes: killed, and their logs shown when the test failed,
-/// on every way out.
-struct Agents {
-    logs: PathBuf,
-    children: Vec<(String, Child)>,
-}
-
-impl Agents {
-    fn spawn(&mut self, name: &str, state: &Path, root: &Path, boot: &str) {
-        let log =
-            |ext: &str| std::fs::File::create(self.logs.join(format!("{name}.{ext}"))).unwrap();
-        let child = Command::new(AGENT)
-            .args(["run", "--state-dir"])
-            .arg(state)
-            .arg("--root")
-            .arg(root)
-            .args(["--boot-time", boot])
-            .env_remove("RUST_BACKTRACE")
-            .stdin(Stdio::null())
-            .stdout(log("out"))
-            .stderr(log("err"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("{AGENT}: {e}"));
-        self.children.push((name.to_string(), child));
-    }
-
-    fn child(&mut self, name: &str) -> &mut Child {
-        &mut self.children.iter_mut().find(|(n, _)| n == name).unwrap().1
-    }
-
-    fn stderr(&self, name: &str) -> String {
-        std::fs::read_to_string(self.logs.join(format!("{name}.err"))).unwrap_or_default()
-    }
-
-    /// Every agent still running (none exited on its own).
-    fn assert_running(&mut self, names: &[&str]) {
-        for name in names {
-            let status = self.child(name).try_wait().unwrap();
-            assert!(
-                status.is_none(),
-                "agent {name} exited ({status:?}):\n{}",
-                self.stderr(name)
-            );
-        }
-    }
-}
-
-impl Drop for Agents {
-    fn drop(&mut self) {
-        for (_, c) in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::thread::panicking() {
-            for (name, _) in &self.children {
-                eprintln!("--- agent {name} stderr:\n{}", self.stderr(name));
-            }
-        }
-    }
-}
-
-/// The native API with the bootstrap admin key, trusting only the
-/// server's CA.
-struct Api {
-    http: reqwest::Client,
-    url: String,
-    auth: String,
-}
-
-impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut rb = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.url))
-            .header("authorization", &self.auth);
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let resp = rb
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.unwrap();
-        let v = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
-        (status, v)
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let (status, v) = self.call(reqwest::Method::GET, path, None).await;
-        assert_eq!(status, 200, "GET {path}: {v}");
-        v
-    }
-
-    async fn items(&self, path: &str) -> Vec<Value> {
-        self.get(path).await["items"].as_array().unwrap().clone()
-    }
-
-    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let (status, v) = self.call(method.clone(), path, Some(body)).await;
-        assert!(
-            (200..300).contains(&status),
-            "{method} {path}: {status} {v}"
-        );
-        v
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        self.send(reqwest::Method::POST, path, body).await
-    }
-
-    /// The node's compliance report, once the server has one.
-    async fn wait_for_patches(&self, node: &str, agents: &mut Agents, name: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let (status, v) = self
-                .call(
-                    reqwest::Method::GET,
-                    &format!("/api/v1/nodes/{node}/patches"),
-                    None,
-                )
-                .await;
-            if status == 200 {
-                return v;
-            }
-            agents.assert_running(&[name]);
-            assert!(
-                Instant::now() < deadline,
-                "{node} ({name}) has no compliance after 60 s: {status} {v}\n{}",
-                agents.stderr(name)
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-/// `(package → state)` of a compliance report.
-fn states(view: &Value) -> BTreeMap<String, String> {
-    view["report"]["Patches"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no report: {view}"))
-        .iter()
-        .map(|p| {
-            let title = p["Title"].as_str().unwrap();
-            let name = title.split('.').next().unwrap().to_string();
-            (name, p["State"].as_str().unwrap().to_string())
-        })
-        .collect()
-}
-
-fn expect(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect()
-}
 
 /// A custom Debian baseline: the predefined default's rule, optionally
 /// approving non-security updates too.
@@ -208,36 +64,6 @@ fn debian_doc(name: &str, non_security: bool) -> Value {
             "EnableNonSecurity": non_security
         }]}
     })
-}
-
-/// `patchfleet-agent register`: (exit status, stdout, stderr).
-async fn register(
-    running: &Running,
-    activation: &Value,
-    state: &Path,
-    root: &Path,
-) -> (Option<i32>, String, String) {
-    let out = tokio::process::Command::new(AGENT)
-        .args(["register", "--server", &running.url(), "--activation-id"])
-        .arg(activation["activation_id"].as_str().unwrap())
-        .args(["--ca-fingerprint", &running.ca_fingerprint, "--state-dir"])
-        .arg(state)
-        .arg("--root")
-        .arg(root)
-        .env(
-            "PATCHFLEET_ACTIVATION_CODE",
-            activation["activation_code"].as_str().unwrap(),
-        )
-        .env_remove("RUST_BACKTRACE")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// A fresh database on the PostgreSQL server of PATCHFLEET_TEST_POSTGRES_URL:
@@ -290,7 +116,6 @@ async fn fleet(database: Option<String>) {
     let started = Instant::now();
     let tmp = TempDir::new("fleet");
     let dir = tmp.0.clone();
-    std::fs::create_dir_all(dir.join("logs")).unwrap();
 
     // The three test beds, built while the server starts.
     let beds = {
@@ -317,15 +142,12 @@ async fn fleet(database: Option<String>) {
     .await
     .unwrap();
     let key = running.bootstrap_key.clone().unwrap();
-    let api = Api {
-        http: reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(running.ca_pem.as_bytes()).unwrap()])
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap(),
-        url: running.url(),
-        auth: format!("Bearer {}:{}", key.access_key_id, key.secret_access_key),
-    };
+    let api = Api::new(
+        running.url(),
+        &running.ca_pem,
+        &key.access_key_id,
+        &key.secret_access_key,
+    );
     let rhel_root = beds.await.unwrap();
     let roots: [(&str, PathBuf); 3] = [
         ("apt-a", dir.join("apt-a/root")),
@@ -343,10 +165,7 @@ async fn fleet(database: Option<String>) {
             json!({"description": "fleet test", "registration_limit": 3}),
         )
         .await;
-    let mut agents = Agents {
-        logs: dir.join("logs"),
-        children: Vec::new(),
-    };
+    let mut agents = Agents::new(dir.join("logs"));
     let mut ids: BTreeMap<&str, String> = BTreeMap::new();
     for (name, root) in &roots {
         let state = dir.join("state").join(name);

@@ -6,7 +6,7 @@
 //! | `POST /agent/v1/register` (no client certificate) | [`RegisterRequest`] → [`RegisterResponse`] |
 //! | `POST /agent/v1/heartbeat` | [`Heartbeat`] → [`HeartbeatAck`] |
 //! | `POST /agent/v1/facts/offer` | [`FactsOffer`] → [`FactsOfferAck`] |
-//! | `PUT /agent/v1/facts/{hash}` | `NodeFacts` (the inventory whose content hash is `hash`) → 204 |
+//! | `PUT /agent/v1/facts/{hash}?scanned_at=RFC3339` | `NodeFacts` (the inventory whose content hash is `hash`; `scanned_at` the offer's) → 204 |
 //! | `GET /agent/v1/work?wait=SECONDS` | → [`WorkResponse`] (long poll: at once when work is queued) |
 //! | `POST /agent/v1/invocations/{invocation_id}` | [`InvocationReport`] → [`InvocationReportAck`] |
 //!

@@ -1,9 +1,12 @@
 //! What the agent's tests share (beyond the test beds of
 //! `crates/pkg/tests/common`): installed versions, invocations as the server
 //! sends them, the journal's execution record, hook directories a hook may
-//! run from, and waiting for processes.
+//! run from, and waiting for processes; `fleet`: agents under a real
+//! server.
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
+
+pub mod fleet;
 
 use patchfleet_core::baseline::predefined;
 use patchfleet_core::command::PatchDocument;
@@ -77,6 +80,21 @@ pub fn boots(rec: &Value) -> Vec<String> {
 
 pub fn count(steps: &[String], step: &str) -> usize {
     steps.iter().filter(|s| *s == step).count()
+}
+
+/// `name → State` of an SSM-shaped report's patches (titles
+/// `name.arch:version`).
+pub fn states(report: &Value) -> std::collections::BTreeMap<String, String> {
+    report["Patches"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no patches in {report}"))
+        .iter()
+        .map(|p| {
+            let title = p["Title"].as_str().unwrap();
+            let name = title.split('.').next().unwrap().to_string();
+            (name, p["State"].as_str().unwrap().to_string())
+        })
+        .collect()
 }
 
 /// Hook directories whose every ancestor is root's and not writable by

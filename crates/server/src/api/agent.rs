@@ -94,10 +94,20 @@ async fn offer(
     Ok(Json(nodes::offer_facts(&svc, &node, &offer).await?))
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct UploadQuery {
+    /// When the agent scanned (the offer's `scanned_at`); agents that do
+    /// not send it get the upload's time.
+    #[serde(default)]
+    scanned_at: Option<Timestamp>,
+}
+
 async fn upload(
     State(svc): State<Services>,
     AgentNode(node): AgentNode,
     Path(hash): Path<String>,
+    Query(q): Query<UploadQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
@@ -125,7 +135,7 @@ async fn upload(
     let offer = FactsOffer {
         content_hash: hash.clone(),
         state: NodeState::of(&facts),
-        scanned_at: Timestamp::now(),
+        scanned_at: q.scanned_at.unwrap_or_else(Timestamp::now),
     };
     nodes::upload_facts(&svc, &node, &hash, facts, &offer).await?;
     Ok(StatusCode::NO_CONTENT)
