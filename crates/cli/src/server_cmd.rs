@@ -150,14 +150,9 @@ pub fn run_dev(args: &DevArgs) -> Result<ExitCode> {
             .bootstrap_key
             .clone()
             .ok_or_else(|| anyhow!("{}: not a fresh data directory", data_dir.display()))?;
-        let summary = crate::dev::register_and_scan(
-            &running,
-            &key,
-            &agent,
-            &args.root,
-            !args.allow_install,
-        )
-        .await;
+        let summary =
+            crate::dev::register_and_scan(&running, &key, &agent, &args.root, !args.allow_install)
+                .await;
         match summary {
             Ok(text) => print!("{text}"),
             Err(e) => eprintln!("patchfleet dev: {e:#}"),

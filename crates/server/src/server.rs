@@ -144,7 +144,7 @@ pub async fn start(config: Config) -> Result<Running> {
 /// Approval delays count in days: when the UTC day changes, every node is
 /// re-evaluated (on PostgreSQL, by the one replica holding the lease).
 async fn new_day_loop(svc: Services) {
-    let holder = crate::ids::secret(16);
+    let holder = svc.config.replica_id();
     let mut last_day = crate::compliance::day_of(Timestamp::now());
     loop {
         tokio::time::sleep(Duration::from_secs(60)).await;

@@ -1191,7 +1191,7 @@ pub async fn rollout_loop(svc: Services) {
     const TICK: Duration = Duration::from_millis(250);
     /// Reports that arrive within this of each other make one step.
     const GATHER: Duration = Duration::from_millis(20);
-    let holder = crate::ids::secret(16);
+    let holder = svc.config.replica_id();
     let mut held_until: Option<Timestamp> = None;
     loop {
         if tokio::time::timeout(TICK, svc.rollouts.notify.notified())
