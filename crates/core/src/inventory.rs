@@ -336,6 +336,17 @@ impl Inventory {
     /// Parses, groups and orders the facts. Fails on the first entry that
     /// cannot be evaluated, naming it.
     pub fn prepare(facts: &NodeFacts) -> Result<Inventory, InventoryError> {
+        Self::prepare_with(facts, facts.boot_time, facts.reboot_state.as_ref())
+    }
+
+    /// [`Self::prepare`] of `facts` as they would be with this boot time and
+    /// reboot state instead of their own (a server judges one stored
+    /// inventory with each node's state, without copying the inventory).
+    pub fn prepare_with(
+        facts: &NodeFacts,
+        boot_time: Option<jiff::Timestamp>,
+        reboot_state: Option<&crate::facts::RebootState>,
+    ) -> Result<Inventory, InventoryError> {
         let os = facts.os.operating_system;
         let family = os.family();
         if family == Family::Unsupported {
@@ -540,8 +551,8 @@ impl Inventory {
             });
         }
 
-        let boot_time = facts.boot_time.map(|t| t.as_second());
-        let (last_no_reboot_install, pending_reboot_titles) = match &facts.reboot_state {
+        let boot_time = boot_time.map(|t| t.as_second());
+        let (last_no_reboot_install, pending_reboot_titles) = match reboot_state {
             Some(state) => (
                 state
                     .last_no_reboot_install_operation_time

@@ -19,7 +19,8 @@ use crate::store::PatchCounts;
 use jiff::{SignedDuration, Timestamp};
 use patchfleet_core::baseline::Baseline;
 use patchfleet_core::eval::{
-    CompiledBaseline, EvalOptions, InstallOutcome, Operation, PendingRebootScope, evaluate,
+    CompiledBaseline, EvalOptions, Evaluation, InstallOutcome, Operation, PendingRebootScope,
+    evaluate,
 };
 use patchfleet_core::facts::NodeFacts;
 use patchfleet_core::inventory::Inventory;
@@ -145,19 +146,38 @@ pub fn evaluate_prepared(
     day: i64,
     patch_group: &str,
 ) -> Evaluated {
-    let at = day_end(day);
-    let evaluation = evaluate(
+    let evaluation = judge(inventory, compiled, day);
+    let report = render_report(&evaluation, inventory, compiled, patch_group);
+    Evaluated {
+        summary: summary_of(&evaluation),
+        report,
+    }
+}
+
+/// The Scan verdicts of the day (the summary comes from them alone; the
+/// report, titles and reasons, is rendered only when someone reads it).
+pub fn judge(inventory: &Inventory, compiled: &CompiledBaseline, day: i64) -> Evaluation {
+    evaluate(
         compiled,
         inventory,
         &EvalOptions {
-            at: at.as_second(),
+            at: day_end(day).as_second(),
             operation: Operation::Scan,
             outcome: InstallOutcome::None,
             pending_reboot_scope: PendingRebootScope::default(),
         },
-    );
-    let report = render(
-        &evaluation,
+    )
+}
+
+/// SSM's `InstancePatchState` and every patch of `evaluation`.
+pub fn render_report(
+    evaluation: &Evaluation,
+    inventory: &Inventory,
+    compiled: &CompiledBaseline,
+    patch_group: &str,
+) -> Report {
+    render(
+        evaluation,
         inventory,
         compiled,
         &ReportContext {
@@ -165,29 +185,30 @@ pub fn evaluate_prepared(
             operation: "Scan".to_string(),
             ..ReportContext::default()
         },
-    );
-    let s = &report.instance_patch_state;
-    let summary = Summary {
-        status: report.compliance.status.clone(),
-        overall_severity: report
-            .compliance
-            .non_compliant_severity
-            .map(|l| l.as_str().to_string()),
+    )
+}
+
+/// The summary the fleet is queried by: status, severity, every count of
+/// SSM's `InstancePatchState` (the same the report shows).
+pub fn summary_of(e: &Evaluation) -> Summary {
+    let c = &e.counts;
+    Summary {
+        status: e.status.as_str().to_string(),
+        overall_severity: e.non_compliant_severity().map(|l| l.as_str().to_string()),
         counts: PatchCounts {
-            installed: s.installed_count.into(),
-            installed_other: s.installed_other_count.into(),
-            installed_pending_reboot: s.installed_pending_reboot_count.into(),
-            installed_rejected: s.installed_rejected_count.into(),
-            missing: s.missing_count.into(),
-            failed: s.failed_count.into(),
-            not_applicable: s.not_applicable_count.into(),
-            unreported_not_applicable: s.unreported_not_applicable_count.into(),
-            critical_non_compliant: s.critical_non_compliant_count.into(),
-            security_non_compliant: s.security_non_compliant_count.into(),
-            other_non_compliant: s.other_non_compliant_count.into(),
+            installed: c.installed.into(),
+            installed_other: c.installed_other.into(),
+            installed_pending_reboot: c.installed_pending_reboot.into(),
+            installed_rejected: c.installed_rejected.into(),
+            missing: c.missing.into(),
+            failed: c.failed.into(),
+            not_applicable: c.not_applicable.into(),
+            unreported_not_applicable: 0,
+            critical_non_compliant: c.critical_non_compliant.into(),
+            security_non_compliant: c.security_non_compliant.into(),
+            other_non_compliant: c.other_non_compliant.into(),
         },
-    };
-    Evaluated { summary, report }
+    }
 }
 
 /// A node's timeline from the groups it joined (`memberships`, oldest
@@ -340,5 +361,25 @@ mod tests {
         assert_eq!(e.summary.status, e.report.compliance.status);
         assert!(e.summary.counts.missing > 0, "{:?}", e.summary);
         assert_eq!(e.summary.status, "NON_COMPLIANT");
+        // The summary a re-computation stores (from the verdicts alone)
+        // says what the rendered report says, count for count.
+        let counts = serde_json::json!({
+            "installed": s.installed_count, "installed_other": s.installed_other_count,
+            "installed_pending_reboot": s.installed_pending_reboot_count,
+            "installed_rejected": s.installed_rejected_count, "missing": s.missing_count,
+            "failed": s.failed_count, "not_applicable": s.not_applicable_count,
+            "unreported_not_applicable": s.unreported_not_applicable_count,
+            "critical_non_compliant": s.critical_non_compliant_count,
+            "security_non_compliant": s.security_non_compliant_count,
+            "other_non_compliant": s.other_non_compliant_count,
+        });
+        assert_eq!(serde_json::to_value(e.summary.counts).unwrap(), counts);
+        assert_eq!(
+            e.summary.overall_severity.as_deref(),
+            e.report
+                .compliance
+                .non_compliant_severity
+                .map(|l| l.as_str())
+        );
     }
 }

@@ -563,3 +563,19 @@ pub async fn patch_groups(svc: &Services, caller: &Caller) -> ApiResult<Vec<Patc
     caller.require(Action::ReadFleet)?;
     Ok(svc.store.list_patch_groups().await?)
 }
+
+/// A saved baseline version (immutable), through this replica's memo;
+/// version 0 is a predefined baseline.
+pub(crate) async fn version_cached(
+    svc: &Services,
+    id: &str,
+    version: i64,
+) -> ApiResult<std::sync::Arc<Baseline>> {
+    let key = (id.to_string(), version);
+    if let Some(b) = svc.baseline_versions.get(&key) {
+        return Ok(b);
+    }
+    let b = std::sync::Arc::new(load(svc, id, (version > 0).then_some(version)).await?.0);
+    svc.baseline_versions.insert(key, b.clone());
+    Ok(b)
+}

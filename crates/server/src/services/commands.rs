@@ -652,21 +652,6 @@ async fn command_spec(svc: &Services, command_id: &str) -> ApiResult<Arc<Command
     Ok(spec)
 }
 
-/// A baseline version (immutable once saved), cached; 0 is a predefined one.
-async fn baseline_version(svc: &Services, id: &str, version: i64) -> ApiResult<Arc<Baseline>> {
-    let key = (id.to_string(), version);
-    if let Some(b) = svc.baseline_versions.get(&key) {
-        return Ok(b);
-    }
-    let b = Arc::new(
-        baselines::load(svc, id, (version > 0).then_some(version))
-            .await?
-            .0,
-    );
-    svc.baseline_versions.insert(key, b.clone());
-    Ok(b)
-}
-
 /// What the agent receives for an invocation; `Err` names why the node
 /// cannot run it (Patch Manager's exit code 163 when a BaselineOverride
 /// has no baseline for the node's OS).
@@ -698,7 +683,10 @@ async fn invocation_payload(
         }
         (None, Some(id)) => {
             let version = inv.baseline_version.unwrap_or(0);
-            baseline_version(svc, id, version).await?.as_ref().clone()
+            baselines::version_cached(svc, id, version)
+                .await?
+                .as_ref()
+                .clone()
         }
         (None, None) => {
             return Ok(Err((

@@ -6,7 +6,7 @@
 use super::{Caller, Services, baselines};
 use crate::api::error::{ApiError, ApiResult};
 use crate::auth::Action;
-use crate::compliance::{EvalKey, Summary, day_of, evaluate_prepared, node_facts};
+use crate::compliance::{EvalKey, Summary, day_of, judge, render_report, summary_of};
 use crate::store::{
     ComplianceFilter, Evaluation, EvaluationGroup, EvaluationKey, FanOut, Node, NodeFilter,
     PackedEvaluation, PatchCounts, SummaryGroupBy,
@@ -53,7 +53,11 @@ impl CachedInventory {
         {
             return Ok(p.clone());
         }
-        let p = Arc::new(Inventory::prepare(&node_facts(&self.facts, state))?);
+        let p = Arc::new(Inventory::prepare_with(
+            &self.facts,
+            state.boot_time,
+            state.reboot_state.as_ref(),
+        )?);
         self.prepared
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -364,20 +368,16 @@ fn evaluate_one(
     let prepared = inventory
         .prepared(&key.state_key, &state)
         .map_err(|e| format!("inventory {}: {e}", key.inventory_hash))?;
-    let evaluated = evaluate_prepared(
-        &prepared,
-        baseline,
-        key.day,
-        group.patch_group.as_deref().unwrap_or(""),
-    );
+    // The summary only: the report is rendered when someone reads it.
+    let summary = summary_of(&judge(&prepared, baseline, key.day));
     let evaluation = Evaluation {
         key: store_key(&key),
-        summary: serde_json::to_value(&evaluated.summary).map_err(|e| e.to_string())?,
-        patches_json: serde_json::to_vec(&evaluated.report).map_err(|e| e.to_string())?,
+        summary: serde_json::to_value(&summary).map_err(|e| e.to_string())?,
+        patches_json: Vec::new(),
         created_at: now,
     };
     let packed = evaluation.pack().map_err(|e| e.to_string())?;
-    Ok((key, evaluated.summary, packed))
+    Ok((key, summary, packed))
 }
 
 pub(crate) async fn nodes_with_facts(
@@ -478,7 +478,12 @@ pub async fn node_compliance(
         let e = svc.store.get_evaluation(&c.key).await?.ok_or_else(|| {
             ApiError::not_found(format!("the evaluation of {node_id} is being recomputed"))
         })?;
-        let mut v: Value = serde_json::from_slice(&e.patches_json).map_err(ApiError::internal)?;
+        let patches = if e.patches_json.is_empty() {
+            rendered_report(svc, node_id, &c.key).await?
+        } else {
+            e.patches_json
+        };
+        let mut v: Value = serde_json::from_slice(&patches).map_err(ApiError::internal)?;
         if let Some(s) = v.get_mut("InstancePatchState") {
             s["InstanceId"] = Value::String(node_id.to_string());
             // An evaluation is shared across patch groups judged by one baseline.
@@ -502,6 +507,30 @@ pub async fn node_compliance(
         scanned_at: c.operation_start,
         report,
     })
+}
+
+/// The report of a stored evaluation, rendered now (the verdicts again,
+/// deterministic from the key) and kept for the next reader.
+async fn rendered_report(svc: &Services, node_id: &str, key: &EvaluationKey) -> ApiResult<Vec<u8>> {
+    let inventory = cached_inventory(svc, &key.inventory_hash).await?;
+    let state: NodeState = svc
+        .store
+        .get_node(node_id)
+        .await?
+        .node_state
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    let prepared = inventory
+        .prepared(&key.state_key, &state)
+        .map_err(|e| ApiError::internal(format!("inventory {}: {e}", key.inventory_hash)))?;
+    let baseline = baselines::version_cached(svc, &key.baseline_id, key.baseline_version).await?;
+    let compiled = CompiledBaseline::compile(&baseline)
+        .map_err(|e| ApiError::internal(format!("baseline {}: {e}", key.baseline_id)))?;
+    let evaluation = judge(&prepared, &compiled, key.eval_day);
+    let report = render_report(&evaluation, &prepared, &compiled, "");
+    let json = serde_json::to_vec(&report).map_err(ApiError::internal)?;
+    svc.store.put_evaluation_report(key, &json).await?;
+    Ok(json)
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -165,7 +165,14 @@ impl Store {
         Ok(Some(Evaluation {
             key: key.clone(),
             summary: get_json(&r, "summary")?,
-            patches_json: gunzip(&get::<Vec<u8>>(&r, "patches")?)?,
+            patches_json: {
+                let gz: Vec<u8> = get(&r, "patches")?;
+                if gz.is_empty() {
+                    Vec::new()
+                } else {
+                    gunzip(&gz)?
+                }
+            },
             created_at: get_ts(&r, "created_at")?,
         }))
     }
@@ -180,6 +187,27 @@ impl Store {
             .await?;
         r.map(|r| parse_json(&get::<String>(&r, "summary")?, "summary"))
             .transpose()
+    }
+
+    /// Keeps the report rendered for an evaluation stored without one.
+    pub async fn put_evaluation_report(
+        &self,
+        key: &EvaluationKey,
+        patches_json: &[u8],
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE evaluations SET patches = $6 WHERE inventory_hash = $1 AND baseline_id = $2 \
+             AND baseline_version = $3 AND eval_day = $4 AND state_key = $5",
+        )
+        .bind(&key.inventory_hash)
+        .bind(&key.baseline_id)
+        .bind(key.baseline_version)
+        .bind(key.eval_day)
+        .bind(&key.state_key)
+        .bind(gzip(patches_json)?)
+        .execute(&self.write)
+        .await?;
+        Ok(())
     }
 
     /// A cache: the first writer wins (the same key computes the same

@@ -360,7 +360,9 @@ pub struct EvaluationKey {
 pub struct Evaluation {
     pub key: EvaluationKey,
     pub summary: Value,
-    /// The per-patch records as JSON, decompressed.
+    /// The per-patch records as JSON, decompressed; empty until someone
+    /// read them (a verdict needs only the summary; the report is rendered
+    /// on the first read and kept).
     pub patches_json: Vec<u8>,
     pub created_at: Timestamp,
 }
@@ -380,7 +382,11 @@ impl Evaluation {
         Ok(PackedEvaluation {
             key: self.key.clone(),
             summary_json: super::to_json(&self.summary)?,
-            patches_gz: super::gzip(&self.patches_json)?,
+            patches_gz: if self.patches_json.is_empty() {
+                Vec::new()
+            } else {
+                super::gzip(&self.patches_json)?
+            },
             created_at: self.created_at,
         })
     }
