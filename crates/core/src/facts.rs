@@ -228,14 +228,21 @@ impl NodeFacts {
     /// state, running kernel and reboot evidence are the node's, not the inventory's, and are left out, so
     /// nodes built from one image share one inventory (DESIGN decision 2).
     pub fn canonical_inventory(&self) -> Vec<u8> {
-        let mut inventory = NodeFacts {
-            boot_time: None,
-            reboot_state: None,
-            running_kernel: None,
-            reboot_required: Vec::new(),
-            ..self.clone()
-        };
-        inventory.installed.sort_by(|a, b| {
+        let mut inventory = self.clone();
+        inventory.canonicalize();
+        inventory.to_canonical_json()
+    }
+
+    /// Makes these facts their inventory in canonical order, in place: the
+    /// node's own fields cleared, every list sorted (what
+    /// [`Self::canonical_inventory`] serialises; a server that owns the
+    /// facts saves the copy).
+    pub fn canonicalize(&mut self) {
+        self.boot_time = None;
+        self.reboot_state = None;
+        self.running_kernel = None;
+        self.reboot_required = Vec::new();
+        self.installed.sort_by(|a, b| {
             (&a.name, &a.arch, &a.version, a.installed_time, &a.source).cmp(&(
                 &b.name,
                 &b.arch,
@@ -244,7 +251,7 @@ impl NodeFacts {
                 &b.source,
             ))
         });
-        for a in &mut inventory.available {
+        for a in &mut self.available {
             a.origins.sort_by(|x, y| {
                 (
                     &x.origin,
@@ -266,7 +273,7 @@ impl NodeFacts {
                     ))
             });
         }
-        inventory.available.sort_by(|a, b| {
+        self.available.sort_by(|a, b| {
             (&a.name, &a.arch, &a.version, &a.repository)
                 .cmp(&(&b.name, &b.arch, &b.version, &b.repository))
                 .then_with(|| {
@@ -275,21 +282,25 @@ impl NodeFacts {
                         .cmp(&serde_json::to_string(b).unwrap_or_default())
                 })
         });
-        for n in &mut inventory.notices {
+        for n in &mut self.notices {
             n.cves.sort();
             n.bugzilla.sort();
             n.packages.sort_by(|x, y| {
                 (&x.name, &x.arch, &x.version).cmp(&(&y.name, &y.arch, &y.version))
             });
         }
-        inventory.notices.sort_by(|a, b| {
+        self.notices.sort_by(|a, b| {
             a.id.cmp(&b.id).then_with(|| {
                 serde_json::to_string(a)
                     .unwrap_or_default()
                     .cmp(&serde_json::to_string(b).unwrap_or_default())
             })
         });
-        serde_json::to_vec(&inventory).expect("facts always serialize")
+    }
+
+    /// The compact JSON of facts [`Self::canonicalize`]d: the canonical form.
+    pub fn to_canonical_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("facts always serialize")
     }
 
     /// `sha256:` and the hex SHA-256 of [`Self::canonical_inventory`]: the

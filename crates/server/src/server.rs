@@ -102,6 +102,7 @@ pub async fn start(config: Config) -> Result<Running> {
         rollouts: Default::default(),
         specs: crate::services::Memo::new(4096),
         baseline_versions: crate::services::Memo::new(1024),
+        seen_versions: Default::default(),
     }));
     let bootstrap_key = keys::bootstrap(&services)
         .await

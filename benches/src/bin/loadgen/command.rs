@@ -1,91 +1,22 @@
 //! `loadgen command`: SendCommand to thousands of simulated agents.
 //!
-//! The server runs in a child process (`loadgen serve`), so its CPU time is
-//! read apart from the generator's (`/proc/<pid>/stat`) and each process
-//! keeps its own file-descriptor budget (one socket per agent on each
-//! side). The generator registers the agents over `/agent/v1/register`,
+//! The server runs in a child process (`child.rs`), so its CPU time is read
+//! apart from the generator's and each process keeps its own
+//! file-descriptor budget (one socket per agent on each side). The
+//! generator registers the agents over `/agent/v1/register`,
 //! parks one long poll per agent (`GET /agent/v1/work?wait=60`, each with
 //! its own client certificate), then sends one Scan command to every node
 //! and measures, per agent, the time from the SendCommand request to the
 //! invocation arriving; each agent then acknowledges (`InProgress`) and
 //! reports `Success` at once, as a very fast node would.
 
+use super::child::{ServerChild, api, cpu_of};
 use super::{SimNode, percentile, register};
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, bail};
 use patchfleet_core::facts::NodeFacts;
 use serde_json::{Value, json};
-use std::io::BufRead;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// What `loadgen serve` prints once it listens.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct Served {
-    pub url: String,
-    pub ca_pem: String,
-    pub bearer: String,
-}
-
-/// `loadgen serve`: a server on a temporary data directory until standard
-/// input closes (the parent's end).
-pub async fn serve(database: Option<String>) -> Result<()> {
-    let (running, _dir) = super::start(database).await?;
-    let key = running
-        .bootstrap_key
-        .clone()
-        .ok_or_else(|| anyhow!("no bootstrap key"))?;
-    let served = Served {
-        url: running.url(),
-        ca_pem: running.ca_pem.clone(),
-        bearer: format!("{}:{}", key.access_key_id, key.secret_access_key),
-    };
-    println!("{}", serde_json::to_string(&served)?);
-    tokio::task::spawn_blocking(|| {
-        let mut sink = String::new();
-        while std::io::stdin()
-            .read_line(&mut sink)
-            .map(|n| n > 0)
-            .unwrap_or(false)
-        {}
-    })
-    .await?;
-    running.shutdown().await;
-    Ok(())
-}
-
-/// The server child's CPU time so far (user + system).
-fn cpu_of(pid: u32) -> Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces) in parentheses.
-    let rest = &stat[stat.rfind(')').context("/proc stat")? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f[11].parse::<u64>()? + f[12].parse::<u64>()?;
-    // USER_HZ is 100 on Linux.
-    Ok(Duration::from_millis(ticks * 10))
-}
-
-async fn api(
-    http: &reqwest::Client,
-    s: &Served,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> Result<Value> {
-    let mut rb = http
-        .request(method.parse()?, format!("{}{path}", s.url))
-        .bearer_auth(&s.bearer);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let resp = rb.send().await?;
-    let status = resp.status();
-    let v: Value = resp.json().await?;
-    if !status.is_success() {
-        bail!("{method} {path}: {status} {v}");
-    }
-    Ok(v)
-}
 
 pub async fn run(
     database: Option<String>,
@@ -93,22 +24,10 @@ pub async fn run(
     max_concurrency: String,
     register_concurrency: usize,
 ) -> Result<()> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("serve")
-        .args(database.iter().flat_map(|d| ["--database", d.as_str()]))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("starting the server child")?;
-    let pid = child.id();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().context("child stdout")?).read_line(&mut line)?;
-    let served: Arc<Served> =
-        Arc::new(serde_json::from_str(&line).context("the child's first line")?);
-    let http = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(served.ca_pem.as_bytes())?])
-        .timeout(Duration::from_secs(120))
-        .build()?;
+    let child = ServerChild::start(database.as_deref())?;
+    let served = child.served.clone();
+    let http = child.http()?;
+    let pid = child.pid;
     println!(
         "server pid {pid} at {} ({}); {n} agents",
         served.url,
@@ -121,25 +40,7 @@ pub async fn run(
 
     // Registration, `register_concurrency` at a time.
     let facts: Arc<NodeFacts> = Arc::new(patchfleet_benches::rpm_node(0));
-    let mut activations = Vec::new();
-    for chunk in 0..n.div_ceil(1000) {
-        let limit = (n - chunk * 1000).min(1000);
-        let a = api(
-            &http,
-            &served,
-            "POST",
-            "/api/v1/activations",
-            Some(json!({"registration_limit": limit, "description": "loadgen"})),
-        )
-        .await?;
-        activations.push((
-            a["activation_id"].as_str().unwrap_or_default().to_string(),
-            a["activation_code"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        ));
-    }
+    let activations = child.activations(&http, n).await?;
     let activations = Arc::new(activations);
     let started = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -290,7 +191,6 @@ pub async fn run(
         done["status_details"],
         cpu.as_micros() as f64 / n as f64
     );
-    drop(child.stdin.take());
-    let _ = child.wait();
+    child.stop();
     Ok(())
 }

@@ -16,6 +16,7 @@
 //! re-computation after a baseline edit (a new default baseline: every node
 //! re-evaluated) and the fleet compliance summary.
 
+mod child;
 mod command;
 
 use anyhow::{Result, anyhow, bail};
@@ -120,7 +121,7 @@ fn main() -> Result<()> {
                 max_concurrency,
                 register_concurrency,
             } => command::run(database, nodes, max_concurrency, register_concurrency).await,
-            Cmd::Serve { database } => command::serve(database).await,
+            Cmd::Serve { database } => child::serve(database).await,
         }
     })
 }
@@ -359,23 +360,27 @@ async fn agent(
     } else {
         "SQLite"
     };
-    let (running, _dir) = start(database).await?;
-    let url = running.url();
-    let svc = running.services.clone();
+    // The server in a child process: its CPU per operation is its own.
+    let server = child::ServerChild::start(database.as_deref())?;
+    let url = server.served.url.clone();
+    let http = server.http()?;
     let images: Vec<NodeFacts> = (0..8).map(patchfleet_benches::rpm_node).collect();
-    println!("server {url} ({backend}); {n} nodes, concurrency {concurrency}");
+    println!(
+        "server pid {} at {url} ({backend}); {n} nodes, concurrency {concurrency}",
+        server.pid
+    );
 
     // Registration.
-    let acts = activations_for(&svc, n).await?;
+    let acts = server.activations(&http, n).await?;
     let started = Instant::now();
     let mut nodes = Vec::with_capacity(n);
     for i in 0..n {
-        let act = &acts[i / 1000];
+        let (id, code) = &acts[i / 1000];
         nodes.push(
             register(
                 &url,
-                &running.ca_pem,
-                (&act.activation_id, &act.activation_code),
+                &server.served.ca_pem,
+                (id, code),
                 format!("sim-{i}"),
                 &images[0],
                 &[],
@@ -405,6 +410,7 @@ async fn agent(
     }
 
     // (a) Check-ins with an unchanged hash.
+    let cpu_before = server.cpu()?;
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
@@ -439,11 +445,13 @@ async fn agent(
     let elapsed = started.elapsed();
     lat.sort();
     let done = count.load(Ordering::Relaxed);
+    let cpu = server.cpu()? - cpu_before;
     println!(
-        "known-hash offers: {done} in {elapsed:.2?} = {:.0}/s (p50 {:.2?}, p99 {:.2?})",
+        "known-hash offers: {done} in {elapsed:.2?} = {:.0}/s (p50 {:.2?}, p99 {:.2?}); server CPU {:.0} µs each",
         done as f64 / elapsed.as_secs_f64(),
         percentile(&lat, 0.5),
-        percentile(&lat, 0.99)
+        percentile(&lat, 0.99),
+        cpu.as_micros() as f64 / done.max(1) as f64
     );
 
     // (b) Full uploads of distinct facts (bodies prepared beforehand).
@@ -454,6 +462,7 @@ async fn agent(
     let gz_bytes: usize = bodies.iter().map(|u| u.gzip.len()).sum();
     let bodies = Arc::new(std::sync::Mutex::new(bodies));
     let next = Arc::new(AtomicU64::new(0));
+    let cpu_before = server.cpu()?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
@@ -477,16 +486,18 @@ async fn agent(
         lat.extend(t.await??);
     }
     let elapsed = started.elapsed();
+    let cpu = server.cpu()? - cpu_before;
     lat.sort();
     println!(
-        "full uploads (offer + PUT, 1,500 installed, {:.0} KiB JSON each, {:.0} KiB gzip): {uploads} in {elapsed:.2?} = {:.0}/s (p50 {:.2?}, p99 {:.2?})",
+        "full uploads (offer + PUT, 1,500 installed, {:.0} KiB JSON each, {:.0} KiB gzip): {uploads} in {elapsed:.2?} = {:.0}/s (p50 {:.2?}, p99 {:.2?}); server CPU {:.2} ms each",
         bytes as f64 / uploads as f64 / 1024.0,
         gz_bytes as f64 / uploads as f64 / 1024.0,
         uploads as f64 / elapsed.as_secs_f64(),
         percentile(&lat, 0.5),
-        percentile(&lat, 0.99)
+        percentile(&lat, 0.99),
+        cpu.as_secs_f64() * 1000.0 / uploads as f64
     );
-    running.shutdown().await;
+    server.stop();
     Ok(())
 }
 

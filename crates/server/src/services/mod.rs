@@ -40,6 +40,56 @@ pub struct Inner {
     pub specs: Memo<String, crate::store::CommandSpec>,
     /// Saved baseline versions, by (id, version) (never change).
     pub baseline_versions: Memo<(String, i64), patchfleet_core::baseline::Baseline>,
+    /// Package versions whose first sighting is recorded (never changes).
+    pub seen_versions: SeenVersions,
+}
+
+/// The package versions this replica knows to have their first sighting
+/// recorded, by a 64-bit SipHash of (name, arch, version) (at 2 million
+/// versions, a new one collides with a known one about once in 10^13): an
+/// upload writes
+/// only the versions not among them — after a patch wave, a handful of
+/// the thousands an inventory lists. Only ever a subset of the store's
+/// (added after the write commits), so forgetting it loses nothing.
+#[derive(Default)]
+pub struct SeenVersions {
+    set: std::sync::Mutex<std::collections::HashSet<u64>>,
+}
+
+impl SeenVersions {
+    const CAPACITY: usize = 2_000_000;
+
+    fn key(name: &str, arch: &str, version: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        (name, arch, version).hash(&mut h);
+        h.finish()
+    }
+
+    /// The versions `available` offers that are not known to be recorded.
+    pub fn unknown(
+        &self,
+        available: &[patchfleet_core::facts::AvailablePackage],
+    ) -> Vec<crate::store::PackageVersion> {
+        let set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        available
+            .iter()
+            .filter(|a| !set.contains(&Self::key(&a.name, &a.arch, &a.version)))
+            .map(crate::store::PackageVersion::from)
+            .collect()
+    }
+
+    pub fn record(&self, versions: &[crate::store::PackageVersion]) {
+        let mut set = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        if set.len() + versions.len() > Self::CAPACITY {
+            set.clear();
+        }
+        set.extend(
+            versions
+                .iter()
+                .map(|v| Self::key(&v.name, &v.arch, &v.version)),
+        );
+    }
 }
 
 /// A bounded map of values that never change once written (so any replica

@@ -145,7 +145,7 @@ pub async fn offer_facts(
     if !svc.store.has_inventory(&offer.content_hash).await? {
         return Ok(FactsOfferAck { known: false });
     }
-    point_at(svc, node_id, &offer.content_hash, offer).await?;
+    point_at(svc, node_id, &offer.content_hash, offer, false).await?;
     Ok(FactsOfferAck { known: true })
 }
 
@@ -155,10 +155,13 @@ pub async fn upload_facts(
     svc: &Services,
     node_id: &str,
     hash: &str,
-    facts: NodeFacts,
+    mut facts: NodeFacts,
     offer: &FactsOffer,
 ) -> ApiResult<()> {
-    let canonical = facts.canonical_inventory();
+    // The upload becomes the stored inventory in place (no copy of a
+    // document that can hold 65,000 versions).
+    facts.canonicalize();
+    let canonical = facts.to_canonical_json();
     let actual = NodeFacts::hash_of_canonical(&canonical);
     if actual != hash {
         return Err(ApiError::invalid(
@@ -166,48 +169,54 @@ pub async fn upload_facts(
             format!("the facts hash to {actual}, not {hash}"),
         ));
     }
-    let new = NewInventory::from_canonical(&facts, canonical);
+    let unrecorded = svc.seen_versions.unknown(&facts.available);
+    let new = NewInventory::from_canonical(&facts, canonical, actual, unrecorded);
     // The inventory as a re-computation reads it, prepared with this node's
     // state: the check that it can be evaluated, and what the verdict below
     // reuses instead of reading it back.
-    let inventory = fleet::CachedInventory::new(NodeFacts {
-        boot_time: None,
-        reboot_state: None,
-        running_kernel: None,
-        reboot_required: Vec::new(),
-        ..facts
-    });
+    let inventory = fleet::CachedInventory::new(facts);
     let state_key = crate::compliance::state_key(&inventory.facts, &offer.state);
     inventory
         .prepared(&state_key, &offer.state)
         .map_err(|e| ApiError::invalid("facts", format!("the facts cannot be evaluated: {e}")))?;
     let audit = Audit::new(format!("node:{node_id}"), "PutInventory").object(hash);
-    svc.store
+    let stored = svc
+        .store
         .put_inventory(&new, Timestamp::now(), &audit)
         .await?;
+    svc.seen_versions.record(&new.available);
     // APT verdicts read the fleet's first sightings, known only now.
     if inventory.facts.os.operating_system.family() != patchfleet_core::os::Family::Apt {
         svc.inventories.insert(hash, std::sync::Arc::new(inventory));
     }
-    point_at(svc, node_id, hash, offer).await
+    point_at(svc, node_id, hash, offer, stored).await
 }
 
-async fn point_at(svc: &Services, node_id: &str, hash: &str, offer: &FactsOffer) -> ApiResult<()> {
+/// Points the node at the inventory `hash` with its state; `new`: the
+/// inventory was stored just now, so no node pointed at it before.
+async fn point_at(
+    svc: &Services,
+    node_id: &str,
+    hash: &str,
+    offer: &FactsOffer,
+    new: bool,
+) -> ApiResult<()> {
     let state = serde_json::to_value(&offer.state).map_err(ApiError::internal)?;
     let now = Timestamp::now();
     // The usual check-in: the same inventory and state as last time. The
     // verdict cannot have changed (baseline and patch-group changes
     // re-compute when they happen; a new day shows in `eval_day`).
-    if svc
-        .store
-        .touch_unchanged_report(
-            node_id,
-            hash,
-            &state,
-            crate::compliance::day_of(now),
-            offer.scanned_at,
-        )
-        .await?
+    if !new
+        && svc
+            .store
+            .touch_unchanged_report(
+                node_id,
+                hash,
+                &state,
+                crate::compliance::day_of(now),
+                offer.scanned_at,
+            )
+            .await?
     {
         return Ok(());
     }

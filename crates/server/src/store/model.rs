@@ -278,31 +278,33 @@ pub struct NewInventory {
     pub product: String,
     /// The canonical facts JSON, uncompressed (the store compresses).
     pub facts_json: Vec<u8>,
-    /// Its available versions, for first-seen bookkeeping.
+    /// Its available versions whose first sighting may still be
+    /// unrecorded (all of them, unless the caller knows better).
     pub available: Vec<PackageVersion>,
 }
 
 impl NewInventory {
     pub fn from_facts(facts: &patchfleet_core::facts::NodeFacts) -> NewInventory {
         let canonical = facts.canonical_inventory();
-        Self::from_canonical(facts, canonical)
+        let hash = patchfleet_core::facts::NodeFacts::hash_of_canonical(&canonical);
+        let available = facts.available.iter().map(PackageVersion::from).collect();
+        Self::from_canonical(facts, canonical, hash, available)
     }
 
-    /// With the canonical form already built (`facts.canonical_inventory()`).
+    /// With the canonical form and its hash already made, and the available
+    /// versions whose first sighting may still be unrecorded.
     pub fn from_canonical(
         facts: &patchfleet_core::facts::NodeFacts,
         canonical: Vec<u8>,
+        content_hash: String,
+        available: Vec<PackageVersion>,
     ) -> NewInventory {
-        let operating_system = serde_json::to_value(facts.os.operating_system)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
         NewInventory {
-            content_hash: patchfleet_core::facts::NodeFacts::hash_of_canonical(&canonical),
-            operating_system,
+            content_hash,
+            operating_system: facts.os.operating_system.as_str().to_string(),
             product: facts.os.product.clone(),
             facts_json: canonical,
-            available: facts.available.iter().map(PackageVersion::from).collect(),
+            available,
         }
     }
 }
