@@ -142,11 +142,39 @@ pub async fn offer_facts(
             "content_hash: expected sha256: and 64 hex digits",
         ));
     }
+    // The usual check-in (the node's own inventory and state, judged
+    // today) is one statement; anything else looks the inventory up first.
+    if touch_if_unchanged(svc, node_id, &offer.content_hash, offer).await? {
+        return Ok(FactsOfferAck { known: true });
+    }
     if !svc.store.has_inventory(&offer.content_hash).await? {
         return Ok(FactsOfferAck { known: false });
     }
-    point_at(svc, node_id, &offer.content_hash, offer, false).await?;
+    point_at(svc, node_id, &offer.content_hash, offer, true).await?;
     Ok(FactsOfferAck { known: true })
+}
+
+/// Records a report of the node's current inventory and state, judged
+/// today, as its newest scan: the verdict cannot have changed (baseline and
+/// patch-group changes re-compute when they happen; a new day shows in
+/// `eval_day`). `false`: something changed, the report needs judging.
+async fn touch_if_unchanged(
+    svc: &Services,
+    node_id: &str,
+    hash: &str,
+    offer: &FactsOffer,
+) -> ApiResult<bool> {
+    let state = serde_json::to_value(&offer.state).map_err(ApiError::internal)?;
+    Ok(svc
+        .store
+        .touch_unchanged_report(
+            node_id,
+            hash,
+            &state,
+            crate::compliance::day_of(Timestamp::now()),
+            offer.scanned_at,
+        )
+        .await?)
 }
 
 /// The body after an unknown offer: stored once (its hash checked), then
@@ -189,44 +217,32 @@ pub async fn upload_facts(
     if inventory.facts.os.operating_system.family() != patchfleet_core::os::Family::Apt {
         svc.inventories.insert(hash, std::sync::Arc::new(inventory));
     }
+    // A stored-again inventory (another node uploaded it meanwhile) may be
+    // this node's current one: checked like an offer.
     point_at(svc, node_id, hash, offer, stored).await
 }
 
-/// Points the node at the inventory `hash` with its state; `new`: the
-/// inventory was stored just now, so no node pointed at it before.
+/// Points the node at the inventory `hash` with its state and judges it;
+/// `checked`: the report is known not to be an unchanged one (a new
+/// inventory, or [`touch_if_unchanged`] said so).
 async fn point_at(
     svc: &Services,
     node_id: &str,
     hash: &str,
     offer: &FactsOffer,
-    new: bool,
+    checked: bool,
 ) -> ApiResult<()> {
-    let state = serde_json::to_value(&offer.state).map_err(ApiError::internal)?;
-    let now = Timestamp::now();
-    // The usual check-in: the same inventory and state as last time. The
-    // verdict cannot have changed (baseline and patch-group changes
-    // re-compute when they happen; a new day shows in `eval_day`).
-    if !new
-        && svc
-            .store
-            .touch_unchanged_report(
-                node_id,
-                hash,
-                &state,
-                crate::compliance::day_of(now),
-                offer.scanned_at,
-            )
-            .await?
-    {
+    if !checked && touch_if_unchanged(svc, node_id, hash, offer).await? {
         return Ok(());
     }
+    let state = serde_json::to_value(&offer.state).map_err(ApiError::internal)?;
     let inventory = fleet::cached_inventory(svc, hash).await?;
     let state_key = crate::compliance::state_key(&inventory.facts, &offer.state);
     let audit = Audit::new(format!("node:{node_id}"), "ReportInventory").object(hash);
     svc.store
         .set_node_inventory(node_id, hash, &state, &state_key, offer.scanned_at, &audit)
         .await?;
-    fleet::recompute(svc, Some(&[node_id.to_string()]), now).await?;
+    fleet::recompute(svc, Some(&[node_id.to_string()]), Timestamp::now()).await?;
     Ok(())
 }
 
