@@ -3,39 +3,54 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The holder of a POSIX lock on `path` per `/proc/locks`:
-/// `process 1234 (apt-get)`. `None` when free (or unknowable).
+/// The holder of a POSIX lock on `path`: `process 1234 (apt-get)`. `None`
+/// when free (or unknowable).
+///
+/// Asked of the kernel with `F_GETLK` on the file itself, the very check
+/// apt and rpm make: matching `/proc/locks` by device number alone misses
+/// holders wherever `stat` and the lock table disagree on the device
+/// (overlay and other stacked filesystems). `/proc/locks` only names the
+/// holder of an open-file-description lock, whose `F_GETLK` pid is -1.
 pub fn lock_holder(path: &Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).ok()?;
+    use nix::fcntl::{FcntlArg, fcntl};
+    use nix::libc;
+    let file = std::fs::File::open(path).ok()?;
+    // The whole file, for writing: conflicts with any lock on it.
+    let mut probe = libc::flock {
+        l_type: libc::F_WRLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    fcntl(&file, FcntlArg::F_GETLK(&mut probe)).ok()?;
+    if probe.l_type == libc::F_UNLCK as libc::c_short {
+        return None;
+    }
+    let pid = if probe.l_pid > 0 {
+        probe.l_pid.to_string()
+    } else {
+        use std::os::unix::fs::MetadataExt;
+        proc_locks_pid(file.metadata().ok()?.ino()).unwrap_or_else(|| "?".to_string())
+    };
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim().to_string())
+        .unwrap_or_else(|_| "?".to_string());
+    Some(format!("process {pid} ({comm})"))
+}
+
+/// The pid `/proc/locks` gives for a held lock on inode `ino`.
+fn proc_locks_pid(ino: u64) -> Option<String> {
     let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    let (ino, dev) = (meta.ino(), meta.dev());
-    let (major, minor) = (
-        ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
-        (dev & 0xff) | ((dev >> 12) & !0xff),
-    );
-    for line in locks.lines() {
-        // 1: POSIX  ADVISORY  WRITE 1234 08:01:5678 0 EOF   ("->" lines wait)
+    locks.lines().find_map(|line| {
+        // 1: OFDLCK ADVISORY WRITE -1 08:01:5678 0 EOF   ("->" lines wait)
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() < 6 || f[1] == "->" || f[1] == "FLOCK" {
-            continue;
+            return None;
         }
-        let mut id = f[5].split(':');
-        let (Some(ma), Some(mi), Some(i)) = (id.next(), id.next(), id.next()) else {
-            continue;
-        };
-        let same = i.parse::<u64>() == Ok(ino)
-            && u64::from_str_radix(ma, 16) == Ok(major)
-            && u64::from_str_radix(mi, 16) == Ok(minor);
-        if same {
-            let pid = f[4];
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .map(|c| c.trim().to_string())
-                .unwrap_or_else(|_| "?".to_string());
-            return Some(format!("process {pid} ({comm})"));
-        }
-    }
-    None
+        let same = f[5].rsplit(':').next()?.parse::<u64>() == Ok(ino);
+        (same && f[4] != "-1").then(|| f[4].to_string())
+    })
 }
 
 /// Waits up to `wait` while [`lock_holder`] names a holder of one of

@@ -550,7 +550,50 @@ async fn install_override_list_from_the_object_store(env: &Env) {
     assert!(message(&got).contains("elsewhere"), "{}", got.1);
 }
 
+/// Polls arriving together share one delivery write (group commit): each
+/// still gets its own node's invocation, once.
+async fn concurrent_polls_each_take_their_own(env: &Env) {
+    let agents = fleet(env, 12, "together").await;
+    let c = send(env, install("together", "100%", "0")).await;
+    let id = c["command_id"].as_str().unwrap().to_string();
+    let mut ran: Vec<String> = Vec::new();
+    for _ in 0..100 {
+        let mut polls = tokio::task::JoinSet::new();
+        for (n, a) in agents.iter().enumerate() {
+            let a = SimAgent {
+                node_id: a.node_id.clone(),
+                client: a.client.clone(),
+                url: a.url.clone(),
+            };
+            polls.spawn(async move { (n, a.poll().await) });
+        }
+        while let Some(answer) = polls.join_next().await {
+            let (n, items) = answer.unwrap();
+            let a = &agents[n];
+            for item in items {
+                let inv = item["id"].as_str().unwrap().to_string();
+                assert_eq!(inv, format!("{id}.{}", a.node_id), "another node's work");
+                assert!(a.report(&inv, "Success", 0, "").await);
+                ran.push(a.node_id.clone());
+            }
+        }
+        if ran.len() == agents.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ran.sort();
+    let want: Vec<String> = agents.iter().map(|a| a.node_id.clone()).collect();
+    assert_eq!(ran, want, "each node got its invocation exactly once");
+    let c = until(env, &id, "success", |c| c["status"] == "Success").await;
+    assert_eq!(c["completed_count"], 12);
+    for i in invocations(env, &id).await {
+        assert_eq!(i["deliveries"], 1, "{i}");
+    }
+}
+
 api_tests!(
+    concurrent_polls_each_take_their_own,
     rollout_ramps_up_to_max_concurrency,
     max_errors_stops_the_rollout,
     cancel_before_and_after_delivery,

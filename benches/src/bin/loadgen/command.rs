@@ -160,6 +160,49 @@ pub async fn run(
     };
     let finished = t0.elapsed();
     let cpu = cpu_of(pid)? - cpu_before;
+    // The ramp as the server recorded it: when each wave was dispatched
+    // (milliseconds after the command was requested) and how large it was.
+    let requested: jiff::Timestamp = done["requested_date_time"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()?;
+    let mut dispatched: Vec<i64> = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let path = match &next {
+            Some(n) => format!("/api/v1/commands/{id}/invocations?limit=1000&next={n}"),
+            None => format!("/api/v1/commands/{id}/invocations?limit=1000"),
+        };
+        let page = api(&http, &served, "GET", &path, None).await?;
+        for i in page["items"].as_array().into_iter().flatten() {
+            if let Some(t) = i["dispatched_at"].as_str() {
+                let t: jiff::Timestamp = t.parse()?;
+                dispatched.push(t.as_millisecond() - requested.as_millisecond());
+            }
+        }
+        match page["next"].as_str() {
+            Some(n) => next = Some(n.to_string()),
+            None => break,
+        }
+    }
+    dispatched.sort_unstable();
+    let mut waves: Vec<(i64, usize)> = Vec::new();
+    for t in dispatched {
+        match waves.last_mut() {
+            Some((at, n)) if t == *at => *n += 1,
+            _ => waves.push((t, 1)),
+        }
+    }
+    let shown: Vec<String> = waves
+        .iter()
+        .take(24)
+        .map(|(at, n)| format!("{n}@{at}ms"))
+        .collect();
+    println!(
+        "dispatch steps (nodes@time): {}{}",
+        shown.join(" "),
+        if waves.len() > 24 { " …" } else { "" }
+    );
     // The first wave: the first MaxConcurrency nodes the rollout started.
     let mut in_order = delivered.clone();
     in_order.sort();

@@ -51,7 +51,7 @@ use patchfleet_core::os::{Family, PackageManager};
 use patchfleet_core::reboot_evidence::CORE_PACKAGES;
 use patchfleet_core::version::rpm::Evr;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Plugins never run on a root other than `/`: `generate_completion_cache`
@@ -112,12 +112,8 @@ fn simulate_with(
     let out = opts.runner.run(&spec)?;
     let text = format!("{}\n{}", out.stdout_text(), out.stderr.text());
     let messages = dnf_messages(&text);
-    if let Some(holder) = lock_message(&text) {
-        return Err(InstallError::Locked {
-            path: root.dir.display().to_string(),
-            holder,
-            waited: String::new(),
-        });
+    if let Some(locked) = locked_error(root, &text) {
+        return Err(locked);
     }
 
     let missing = dnf_no_match(&text);
@@ -176,16 +172,42 @@ fn own_messages<'a>(messages: &'a [String], p: &PlannedInstall) -> Vec<&'a str> 
         .collect()
 }
 
+/// [`InstallError::Locked`] when dnf's or rpm's output says a lock stopped it.
+fn locked_error(root: &RpmRoot, text: &str) -> Option<InstallError> {
+    let (path, holder) = lock_message(text)?;
+    Some(InstallError::Locked {
+        path: path.unwrap_or_else(|| root.dir.display().to_string()),
+        holder,
+        waited: String::new(),
+    })
+}
+
 /// dnf's `… already locked by 1234` (with `exit_on_lock`), yum's
-/// `Existing lock … another copy is running as pid 1234`.
-fn lock_message(text: &str) -> Option<String> {
+/// `Existing lock … another copy is running as pid 1234`, rpm's `can't
+/// create transaction lock on PATH (…)` when the lock was taken after our
+/// wait (the holder then named from the lock itself).
+/// `(the lock's path when named, its holder)`.
+fn lock_message(text: &str) -> Option<(Option<String>, String)> {
+    if let Some(rest) = text
+        .lines()
+        .find_map(|l| l.split_once("can't create transaction lock on "))
+        .map(|(_, rest)| rest)
+    {
+        let path = rest.split(" (").next().unwrap_or(rest).trim();
+        let holder = crate::lock::lock_holder(Path::new(path))
+            .unwrap_or_else(|| format!("the holder of {path}"));
+        return Some((Some(path.to_string()), holder));
+    }
     let line = text.lines().find(|l| {
         l.contains("already locked by") || l.contains("another copy is running as pid")
     })?;
     let pid = line
         .rsplit(|c: char| !c.is_ascii_digit())
         .find(|w| !w.is_empty())?;
-    Some(describe_pid(pid).unwrap_or_else(|| line.trim().to_string()))
+    Some((
+        None,
+        describe_pid(pid).unwrap_or_else(|| line.trim().to_string()),
+    ))
 }
 
 /// `process 1234 (dnf)` while process 1234 lives.
@@ -227,12 +249,8 @@ pub fn install(
         let out: Outcome = opts.runner.run(&spec)?;
         let text = format!("{}\n{}", out.stdout_text(), out.stderr.text());
         messages = dnf_messages(&text);
-        if let Some(holder) = lock_message(&text) {
-            return Err(InstallError::Locked {
-                path: root.dir.display().to_string(),
-                holder,
-                waited: String::new(),
-            });
+        if let Some(locked) = locked_error(root, &text) {
+            return Err(locked);
         }
         if out.exit != Exit::Code(0) && messages.is_empty() {
             messages.push(format!("Error: {}", out.stderr.tail_text()));
@@ -493,8 +511,16 @@ mod tests {
             ["Package tb-new available, but not installed."]
         );
         let me = std::process::id().to_string();
-        let l = lock_message(&format!("Error: RPMDB already locked by {me}\n")).unwrap();
+        let (_, l) = lock_message(&format!("Error: RPMDB already locked by {me}\n")).unwrap();
         assert!(l.starts_with(&format!("process {me} (")), "{l}");
         assert_eq!(lock_message("Complete!\n"), None);
+        let rpm = "error: can't create transaction lock on /nonexistent/.rpm.lock (Resource temporarily unavailable)\nError: Could not run transaction.\n";
+        assert_eq!(
+            lock_message(rpm),
+            Some((
+                Some("/nonexistent/.rpm.lock".to_string()),
+                "the holder of /nonexistent/.rpm.lock".to_string()
+            ))
+        );
     }
 }

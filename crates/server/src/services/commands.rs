@@ -1178,7 +1178,7 @@ pub async fn rollout_loop(svc: Services) {
     const TTL: Duration = Duration::from_secs(15);
     const TICK: Duration = Duration::from_millis(250);
     /// Reports that arrive within this of each other make one step.
-    const GATHER: Duration = Duration::from_millis(20);
+    const GATHER: Duration = Duration::from_millis(5);
     let holder = svc.config.replica_id();
     let mut held_until: Option<Timestamp> = None;
     loop {

@@ -37,16 +37,19 @@ pub async fn poll(svc: &Services, node_id: &str, wait: Duration) -> ApiResult<Ve
             tokio::pin!(woken);
             woken.as_mut().enable();
             let now = Timestamp::now();
-            if svc
+            let pending = svc
                 .store
-                .has_work(node_id, commands::resend_before(svc, now))
-                .await?
-            {
-                let mut items = svc.store.take_work(node_id, now).await?;
+                .pending_work(node_id, commands::resend_before(svc, now))
+                .await?;
+            let mut items = Vec::new();
+            if pending.items {
+                items = svc.store.take_work(node_id, now).await?;
+            }
+            if pending.invocations {
                 items.extend(commands::deliveries(svc, node_id, now).await?);
-                if !items.is_empty() {
-                    return Ok(items);
-                }
+            }
+            if !items.is_empty() {
+                return Ok(items);
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {

@@ -90,6 +90,25 @@ fn invocation_of(r: &AnyRow) -> Result<InvocationRecord> {
     })
 }
 
+/// Polls waiting for their deliveries to be taken, in one write.
+#[derive(Debug, Default)]
+pub(crate) struct DeliveryBatch {
+    queue: std::sync::Mutex<Vec<(String, Answer)>>,
+    turn: tokio::sync::Mutex<()>,
+}
+
+type Answer = tokio::sync::oneshot::Sender<std::result::Result<Vec<InvocationRecord>, String>>;
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The rows [`Store::json_rows`] aggregated into column `col`.
+fn json_rows_of<T: serde::de::DeserializeOwned>(r: &AnyRow, col: &str) -> Result<Vec<T>> {
+    let text: String = get(r, col)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Database(format!("column {col}: {e}")))
+}
+
 impl Store {
     /// `WITH j AS MATERIALIZED (…)`: the rows of the JSON array of objects
     /// bound to `param`, with the named columns (`(name, "text" |
@@ -114,6 +133,19 @@ impl Store {
             }
         };
         format!("WITH j AS MATERIALIZED ({select}) ")
+    }
+
+    /// An expression aggregating the matched rows into one JSON text: an
+    /// array of `[col, …]` arrays (`[]` when none), in no order (the
+    /// caller sorts: cheaper than a sort inside the aggregate).
+    fn json_rows(&self, cols: &[&str]) -> String {
+        let cols = cols.join(", ");
+        match self.backend {
+            Backend::Sqlite => format!("COALESCE(json_group_array(json_array({cols})), '[]')"),
+            Backend::Postgres => {
+                format!("COALESCE(json_agg(json_build_array({cols}))::text, '[]')")
+            }
+        }
     }
 
     /// Stores a command and its invocations (one per target, in dispatch
@@ -402,29 +434,44 @@ impl Store {
             return Ok(None);
         };
         let command = command_of(&r)?;
-        let rows = sqlx::query(
-            "SELECT i.node_id, i.status_details, i.dispatched, i.ended_at, n.operating_system, \
-             n.patch_group FROM invocations i LEFT JOIN nodes n ON n.node_id = i.node_id \
-             WHERE i.command_id = $1 ORDER BY i.position",
-        )
+        // One row holding every slot: on SQLite each fetched row is a
+        // message between threads, which made a step over 10,000 targets
+        // cost more than the rest of it together.
+        let r = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {} AS slots FROM invocations i LEFT JOIN nodes n ON n.node_id = i.node_id \
+             WHERE i.command_id = $1",
+            self.json_rows(&[
+                "i.position",
+                "i.node_id",
+                "i.status_details",
+                "i.dispatched",
+                "i.ended_at",
+                // Only an invocation that may still be dispatched needs them.
+                "CASE WHEN i.dispatched = 0 THEN n.operating_system END",
+                "CASE WHEN i.dispatched = 0 THEN n.patch_group END",
+            ])
+        )))
         .bind(command_id)
-        .fetch_all(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
+        type Row = (
+            i64,
+            String,
+            String,
+            i64,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+        );
+        let mut rows: Vec<Row> = json_rows_of(&r, "slots")?;
+        rows.sort_unstable_by_key(|r| r.0);
         let mut slots = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let details: String = get(r, "status_details")?;
-            let dispatched = get::<i64>(r, "dispatched")? != 0;
-            // Only an invocation that may still be dispatched needs them.
-            let (operating_system, patch_group) = if !dispatched && details == "Pending" {
-                (get(r, "operating_system")?, get(r, "patch_group")?)
-            } else {
-                (None, None)
-            };
+        for (_, node_id, details, dispatched, ended_at, operating_system, patch_group) in rows {
             slots.push(RolloutSlot {
-                node_id: get(r, "node_id")?,
+                node_id,
                 details,
-                dispatched,
-                ended_at: get_opt_ts(r, "ended_at")?,
+                dispatched: dispatched != 0,
+                ended_at: ended_at.map(ts).transpose()?,
                 operating_system,
                 patch_group,
             });
@@ -553,45 +600,120 @@ impl Store {
         Ok(rows.into_iter().map(|(c,)| c).collect())
     }
 
-    /// Whether a poll has anything for the node: a work item, or an
-    /// invocation dispatched, not yet acknowledged, and not delivered since
-    /// `resend_before`. One read: what every long poll repeats.
-    pub async fn has_work(&self, node_id: &str, resend_before: Timestamp) -> Result<bool> {
-        let r: Option<(i64,)> = sqlx::query_as(
-            "SELECT 1 FROM invocations WHERE node_id = $1 AND dispatched = 1 \
-             AND status_details = 'Pending' AND (delivered_at IS NULL OR delivered_at <= $2) \
-             UNION ALL SELECT 1 FROM work_items WHERE node_id = $1 AND delivered_at IS NULL \
-             LIMIT 1",
+    /// What a poll has for the node: work items, and invocations
+    /// dispatched, not yet acknowledged, and not delivered since
+    /// `resend_before`. One read, what every long poll repeats; the poll
+    /// then writes only for the kind there is.
+    pub async fn pending_work(
+        &self,
+        node_id: &str,
+        resend_before: Timestamp,
+    ) -> Result<PendingWork> {
+        let (invocations, items): (i64, i64) = sqlx::query_as(
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM invocations WHERE node_id = $1 \
+             AND dispatched = 1 AND status_details = 'Pending' \
+             AND (delivered_at IS NULL OR delivered_at <= $2)) THEN 1 ELSE 0 END, \
+             CASE WHEN EXISTS (SELECT 1 FROM work_items WHERE node_id = $1 \
+             AND delivered_at IS NULL) THEN 1 ELSE 0 END",
         )
         .bind(node_id)
         .bind(ms(resend_before))
-        .fetch_optional(&self.read)
+        .fetch_one(&self.read)
         .await?;
-        Ok(r.is_some())
+        Ok(PendingWork {
+            invocations: invocations != 0,
+            items: items != 0,
+        })
     }
 
-    /// Takes the node's deliverable invocations (see [`Self::has_work`]),
-    /// recording the delivery, in one statement (two polls never both take
-    /// one). Not audited: delivery is bookkeeping.
+    /// Marks the node's invocations due for delivery (dispatched, not
+    /// acknowledged, not delivered since `resend_before`) as delivered now
+    /// and returns them, oldest dispatch first.
+    ///
+    /// Group commit: a rollout wave wakes hundreds of polls at once, and one
+    /// write transaction each made the wave as slow as the writer. Whoever
+    /// takes the batch lock writes for every node queued by then, in one
+    /// statement (with its own `now`: the batch is milliseconds wide); the
+    /// others find their answer waiting. Two polls of one node never both
+    /// take an invocation.
     pub async fn take_deliveries(
         &self,
         node_id: &str,
         now: Timestamp,
         resend_before: Timestamp,
     ) -> Result<Vec<InvocationRecord>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        lock(&self.deliveries.queue).push((node_id.to_string(), tx));
+        {
+            let _turn = self.deliveries.turn.lock().await;
+            let batch = std::mem::take(&mut *lock(&self.deliveries.queue));
+            if !batch.is_empty() {
+                // A task of its own: a poll given up on half-way must not
+                // leave the others of its batch without an answer.
+                let store = self.clone();
+                let _ = tokio::spawn(async move {
+                    store.answer_deliveries(batch, now, resend_before).await;
+                })
+                .await;
+            }
+        }
+        let mut out = rx
+            .await
+            .map_err(|_| StoreError::Database("delivery batch abandoned".into()))?
+            .map_err(StoreError::Database)?;
+        out.sort_by(|a, b| (a.dispatched_at, &a.command_id).cmp(&(b.dispatched_at, &b.command_id)));
+        Ok(out)
+    }
+
+    /// One write for a batch of polls; each gets its own node's share.
+    async fn answer_deliveries(
+        &self,
+        batch: Vec<(String, Answer)>,
+        now: Timestamp,
+        resend_before: Timestamp,
+    ) {
+        let nodes: Vec<&str> = batch.iter().map(|(n, _)| n.as_str()).collect();
+        match self.take_deliveries_of(&nodes, now, resend_before).await {
+            Ok(taken) => {
+                let mut by_node: HashMap<String, Vec<InvocationRecord>> = HashMap::new();
+                for i in taken {
+                    by_node.entry(i.node_id.clone()).or_default().push(i);
+                }
+                for (node, answer) in batch {
+                    let _ = answer.send(Ok(by_node.remove(&node).unwrap_or_default()));
+                }
+            }
+            Err(e) => {
+                for (_, answer) in batch {
+                    let _ = answer.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+
+    async fn take_deliveries_of(
+        &self,
+        nodes: &[&str],
+        now: Timestamp,
+        resend_before: Timestamp,
+    ) -> Result<Vec<InvocationRecord>> {
+        let nodes: Vec<serde_json::Value> = nodes
+            .iter()
+            .map(|n| serde_json::json!({ "n": n }))
+            .collect();
+        let from = self.json_records("$1", &[("n", "text")]);
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "UPDATE invocations SET delivered_at = $3, deliveries = deliveries + 1, updated_at = $3 \
-             WHERE node_id = $1 AND dispatched = 1 AND status_details = 'Pending' \
-             AND (delivered_at IS NULL OR delivered_at <= $2) RETURNING {INVOCATION_COLS}"
+            "{from}UPDATE invocations SET delivered_at = $3, deliveries = deliveries + 1, \
+             updated_at = $3 WHERE node_id IN (SELECT n FROM j) AND dispatched = 1 \
+             AND status_details = 'Pending' AND (delivered_at IS NULL OR delivered_at <= $2) \
+             RETURNING {INVOCATION_COLS}"
         )))
-        .bind(node_id)
+        .bind(to_json(&nodes)?)
         .bind(ms(resend_before))
         .bind(ms(now))
         .fetch_all(&self.write)
         .await?;
-        let mut out = rows.iter().map(invocation_of).collect::<Result<Vec<_>>>()?;
-        out.sort_by(|a, b| (a.dispatched_at, &a.command_id).cmp(&(b.dispatched_at, &b.command_id)));
-        Ok(out)
+        rows.iter().map(invocation_of).collect()
     }
 
     /// Applies an agent's report to its invocation under a lock: `decide`
@@ -652,28 +774,35 @@ impl Store {
     /// The registered nodes a target list is matched against: id, computer
     /// name, tags.
     pub async fn nodes_for_targeting(&self) -> Result<Vec<TargetableNode>> {
-        let rows = sqlx::query(
-            "SELECT n.node_id, n.computer_name, n.capabilities, t.key, t.value FROM nodes n \
-             LEFT JOIN node_tags t ON t.node_id = n.node_id \
-             WHERE n.deregistered_at IS NULL ORDER BY n.node_id",
-        )
-        .fetch_all(&self.read)
+        let r = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {} AS nodes FROM nodes n LEFT JOIN node_tags t ON t.node_id = n.node_id \
+             WHERE n.deregistered_at IS NULL",
+            self.json_rows(&[
+                "n.node_id",
+                "n.computer_name",
+                "n.capabilities",
+                "t.key",
+                "t.value"
+            ])
+        )))
+        .fetch_one(&self.read)
         .await?;
+        type Row = (String, String, String, Option<String>, Option<String>);
+        let mut rows: Vec<Row> = json_rows_of(&r, "nodes")?;
+        // Stable: a node's rows (one per tag) stay together.
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
         let mut out: Vec<TargetableNode> = Vec::new();
-        for r in &rows {
-            let id: String = get(r, "node_id")?;
+        for (id, computer_name, capabilities, key, value) in rows {
             if out.last().is_none_or(|n| n.node_id != id) {
                 out.push(TargetableNode {
                     node_id: id,
-                    computer_name: get(r, "computer_name")?,
+                    computer_name,
                     tags: HashMap::new(),
-                    capabilities: parse_json(&get::<String>(r, "capabilities")?, "capabilities")?,
+                    capabilities: parse_json(&capabilities, "capabilities")?,
                 });
             }
-            let key: Option<String> = get(r, "key")?;
             if let (Some(k), Some(n)) = (key, out.last_mut()) {
-                n.tags
-                    .insert(k, get::<Option<String>>(r, "value")?.unwrap_or_default());
+                n.tags.insert(k, value.unwrap_or_default());
             }
         }
         Ok(out)

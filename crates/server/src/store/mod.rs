@@ -108,6 +108,7 @@ pub struct Store {
     read: AnyPool,
     write: AnyPool,
     backend: Backend,
+    deliveries: std::sync::Arc<commands::DeliveryBatch>,
 }
 
 struct Migration {
@@ -135,6 +136,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         sql: include_str!("migrations/0002_commands.sql"),
+    },
+    Migration {
+        version: 3,
+        sql: include_str!("migrations/0003_rollout_index.sql"),
     },
 ];
 
@@ -169,6 +174,7 @@ impl Store {
                 read,
                 write,
                 backend: Backend::Sqlite,
+                deliveries: Default::default(),
             }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = AnyPoolOptions::new()
@@ -180,6 +186,7 @@ impl Store {
                 read: pool.clone(),
                 write: pool,
                 backend: Backend::Postgres,
+                deliveries: Default::default(),
             }
         } else {
             return Err(StoreError::Database(format!(

@@ -626,6 +626,13 @@ pub struct InvocationUpdate {
     pub reboots: i64,
 }
 
+/// What [`super::Store::pending_work`] found for a node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PendingWork {
+    pub invocations: bool,
+    pub items: bool,
+}
+
 /// A registered node as targets see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetableNode {
