@@ -215,6 +215,20 @@ pub fn plan(rollout: &Rollout<'_>) -> Plan {
     }
 }
 
+/// Whether an agent's report can change what [`plan`] decides. A report
+/// that ends an invocation can (a slot frees, a counter moves). One that
+/// does not (acknowledged, or `Delayed`) can only by being the last
+/// dispatched invocation to leave `Pending`, which is what starts the ramp's
+/// next wave: while another still awaits its acknowledgement, slots,
+/// counters and the command's state are what they were (the first wave is
+/// a single invocation, so the command has left `Pending` by then). A
+/// cancelled command has no dispatched `Pending` invocation left to
+/// acknowledge. `awaiting_ack` is whether any dispatched invocation is
+/// still `Pending` after the report.
+pub fn report_moves_rollout(ends_invocation: bool, awaiting_ack: bool) -> bool {
+    ends_invocation || !awaiting_ack
+}
+
 /// How many more invocations may start now under the ramp and the
 /// concurrency limit.
 fn dispatch_budget(slots: &[Slot], concurrency: usize) -> usize {

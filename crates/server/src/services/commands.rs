@@ -15,8 +15,9 @@ use crate::api::error::{ApiError, ApiResult};
 use crate::auth::Action;
 use crate::objects::ObjectsError;
 use crate::store::{
-    CommandFilter, CommandProgress, CommandRecord, CommandSpec, InvocationFilter, InvocationRecord,
-    InvocationUpdate, NewCommand, Page, ResolvedTarget, RolloutChange, RolloutSlot, WorkItemRecord,
+    CommandFilter, CommandProgress, CommandRecord, CommandSpec, DispatchedNode, InvocationFilter,
+    InvocationRecord, InvocationUpdate, NewCommand, Page, ResolvedTarget, RolloutChange,
+    RolloutSlot, WorkItemRecord,
 };
 use axum::http::StatusCode;
 use jiff::{SignedDuration, Timestamp};
@@ -450,15 +451,13 @@ fn parse_details(d: &str) -> InvocationState {
 
 /// One rollout step (pure): what `core` decides for the stored states at
 /// `now`, with `cancel` applied first (`Some(None)`: the whole command,
-/// `Some(Some(nodes))`: those nodes); each dispatched invocation is pinned
-/// to the baseline version that judges its node now (`resolver`). Returns
-/// the change and the nodes to wake (dispatched, or told to cancel).
+/// `Some(Some(nodes))`: those nodes). Returns the change and the nodes to
+/// wake (dispatched, or told to cancel).
 fn step(
     command: &CommandRecord,
     stored: &[RolloutSlot],
     now: Timestamp,
     cancel: Option<Option<&[String]>>,
-    resolver: &fleet::Resolver,
 ) -> (RolloutChange, Vec<String>) {
     let now_s = now.as_second();
     let before: Vec<Slot> = stored
@@ -521,18 +520,6 @@ fn step(
         }
     }
     wake.extend(plan.dispatch.iter().map(|&i| stored[i].node_id.clone()));
-    if command.spec.baseline_override.is_none() {
-        change.pins = plan
-            .dispatch
-            .iter()
-            .filter_map(|&i| {
-                let os: OperatingSystem = stored[i].operating_system.as_deref()?.parse().ok()?;
-                let (id, version) =
-                    resolver.baseline_version_for(os, stored[i].patch_group.as_deref())?;
-                Some((i, id, version))
-            })
-            .collect();
-    }
     let mut next = now + SAFETY_WAKE;
     for deadline in [command.spec.delivery_deadline, command.spec.expires_after] {
         if deadline > now && deadline < next {
@@ -543,16 +530,42 @@ fn step(
     (change, wake)
 }
 
+/// Each dispatched invocation pinned to the baseline version that judges
+/// its node now (none under a BaselineOverride: the override judges).
+fn pins(
+    resolver: &fleet::Resolver,
+    command: &CommandRecord,
+    nodes: &[DispatchedNode],
+) -> Vec<(usize, String, i64)> {
+    if command.spec.baseline_override.is_some() {
+        return Vec::new();
+    }
+    nodes
+        .iter()
+        .filter_map(|n| {
+            let os: OperatingSystem = n.operating_system.as_deref()?.parse().ok()?;
+            let (id, version) = resolver.baseline_version_for(os, n.patch_group.as_deref())?;
+            Some((n.position, id, version))
+        })
+        .collect()
+}
+
 /// Takes the command's next rollout step; wakes the nodes it dispatched to.
 pub async fn advance(svc: &Services, command_id: &str, now: Timestamp) -> ApiResult<()> {
     let resolver = fleet::Resolver::load(svc).await?;
     let mut wake = Vec::new();
     svc.store
-        .with_rollout(command_id, now, None, |command, slots| {
-            let (change, w) = step(command, slots, now, None, &resolver);
-            wake = w;
-            Some(change)
-        })
+        .with_rollout(
+            command_id,
+            now,
+            None,
+            |command, slots| {
+                let (change, w) = step(command, slots, now, None);
+                wake = w;
+                Some(change)
+            },
+            |command, nodes| pins(&resolver, command, nodes),
+        )
         .await?;
     super::wake::work_queued_many(&svc.store, &svc.wake, &wake).await;
     Ok(())
@@ -578,15 +591,21 @@ pub async fn cancel(
     let mut wake = Vec::new();
     let found = svc
         .store
-        .with_rollout(command_id, now, Some(&audit), |command, slots| {
-            if command.progress.finished_at.is_some() {
-                return None;
-            }
-            let selection = (!node_ids.is_empty()).then_some(node_ids);
-            let (change, w) = step(command, slots, now, Some(selection), &resolver);
-            wake = w;
-            Some(change)
-        })
+        .with_rollout(
+            command_id,
+            now,
+            Some(&audit),
+            |command, slots| {
+                if command.progress.finished_at.is_some() {
+                    return None;
+                }
+                let selection = (!node_ids.is_empty()).then_some(node_ids);
+                let (change, w) = step(command, slots, now, Some(selection));
+                wake = w;
+                Some(change)
+            },
+            |command, nodes| pins(&resolver, command, nodes),
+        )
         .await?;
     if found.is_none() {
         return Err(not_found_command(command_id));
@@ -721,7 +740,7 @@ async fn fail_undeliverable(
     now: Timestamp,
 ) -> ApiResult<()> {
     let state = InvocationState::FAILED;
-    let (command_id, _) = svc
+    let reported = svc
         .store
         .report_invocation(&inv.invocation_id, &inv.node_id, now, |_| {
             Some(InvocationUpdate {
@@ -738,7 +757,7 @@ async fn fail_undeliverable(
             })
         })
         .await?;
-    rollout_changed(svc, &command_id).await;
+    rollout_changed(svc, &reported.command_id).await;
     Ok(())
 }
 
@@ -874,7 +893,7 @@ pub async fn report(
         None
     };
     let mut refused = false;
-    let (command_id, _) = svc
+    let stored = svc
         .store
         .report_invocation(invocation_id, node_id, now, |stored| {
             let current = parse_details(&stored.status_details);
@@ -906,7 +925,13 @@ pub async fn report(
             }
         })
         .await?;
-    rollout_changed(svc, &command_id).await;
+    // An acknowledgement while others of the wave are still unacknowledged
+    // leaves the rollout nothing to do: not waking it keeps a wave of
+    // hundreds from making hundreds of idle steps. A repeat is judged the
+    // same way (its first wake-up may have been lost with a replica).
+    if rollout::report_moves_rollout(reported.is_terminal(), stored.awaiting_ack) {
+        rollout_changed(svc, &stored.command_id).await;
+    }
     Ok(InvocationReportAck { accepted: !refused })
 }
 

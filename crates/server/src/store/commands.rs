@@ -410,17 +410,21 @@ impl Store {
     /// the invocations named, and the command's status, counters, next
     /// wake-up and end. `audit` is written when the step is someone's
     /// change (a cancel); a rollout step of the server's is bookkeeping.
-    /// Returns `None` when the command does not exist, else what was
-    /// applied (`decide` returning `None` changes nothing).
-    pub async fn with_rollout<F>(
+    /// `pin` names the baseline version each dispatched invocation will be
+    /// judged by, given its node. Returns `None` when the command does not
+    /// exist, else what was applied (`decide` returning `None` changes
+    /// nothing).
+    pub async fn with_rollout<F, P>(
         &self,
         command_id: &str,
         now: Timestamp,
         audit: Option<&Audit>,
         decide: F,
+        pin: P,
     ) -> Result<Option<RolloutChange>>
     where
         F: FnOnce(&CommandRecord, &[RolloutSlot]) -> Option<RolloutChange>,
+        P: FnOnce(&CommandRecord, &[DispatchedNode]) -> Vec<(usize, String, i64)>,
     {
         let mut tx = self.write.begin().await?;
         let Some(r) = sqlx::query(AssertSqlSafe(format!(
@@ -436,47 +440,34 @@ impl Store {
         let command = command_of(&r)?;
         // One row holding every slot: on SQLite each fetched row is a
         // message between threads, which made a step over 10,000 targets
-        // cost more than the rest of it together.
+        // cost more than the rest of it together. Read from the covering
+        // index alone; the nodes are read for the dispatched ones only.
         let r = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {} AS slots FROM invocations i LEFT JOIN nodes n ON n.node_id = i.node_id \
-             WHERE i.command_id = $1",
+            "SELECT {} AS slots FROM invocations i WHERE i.command_id = $1",
             self.json_rows(&[
                 "i.position",
                 "i.node_id",
                 "i.status_details",
                 "i.dispatched",
                 "i.ended_at",
-                // Only an invocation that may still be dispatched needs them.
-                "CASE WHEN i.dispatched = 0 THEN n.operating_system END",
-                "CASE WHEN i.dispatched = 0 THEN n.patch_group END",
             ])
         )))
         .bind(command_id)
         .fetch_one(&mut *tx)
         .await?;
-        type Row = (
-            i64,
-            String,
-            String,
-            i64,
-            Option<i64>,
-            Option<String>,
-            Option<String>,
-        );
+        type Row = (i64, String, String, i64, Option<i64>);
         let mut rows: Vec<Row> = json_rows_of(&r, "slots")?;
         rows.sort_unstable_by_key(|r| r.0);
         let mut slots = Vec::with_capacity(rows.len());
-        for (_, node_id, details, dispatched, ended_at, operating_system, patch_group) in rows {
+        for (_, node_id, details, dispatched, ended_at) in rows {
             slots.push(RolloutSlot {
                 node_id,
                 details,
                 dispatched: dispatched != 0,
                 ended_at: ended_at.map(ts).transpose()?,
-                operating_system,
-                patch_group,
             });
         }
-        let Some(change) = decide(&command, &slots) else {
+        let Some(mut change) = decide(&command, &slots) else {
             sqlx::query("UPDATE commands SET dirty = 0 WHERE command_id = $1")
                 .bind(command_id)
                 .execute(&mut *tx)
@@ -484,6 +475,35 @@ impl Store {
             tx.commit().await?;
             return Ok(Some(RolloutChange::default()));
         };
+        if !change.dispatch.is_empty() {
+            let nodes: Vec<serde_json::Value> = change
+                .dispatch
+                .iter()
+                .filter_map(|&p| {
+                    slots
+                        .get(p)
+                        .map(|s| serde_json::json!({"p": p, "n": s.node_id}))
+                })
+                .collect();
+            let from = self.json_records("$1", &[("p", "bigint"), ("n", "text")]);
+            let r = sqlx::query(AssertSqlSafe(format!(
+                "{from}SELECT {} AS nodes FROM j LEFT JOIN nodes n ON n.node_id = j.n",
+                self.json_rows(&["j.p", "n.operating_system", "n.patch_group"])
+            )))
+            .bind(to_json(&nodes)?)
+            .fetch_one(&mut *tx)
+            .await?;
+            let found: Vec<(usize, Option<String>, Option<String>)> = json_rows_of(&r, "nodes")?;
+            let dispatched: Vec<DispatchedNode> = found
+                .into_iter()
+                .map(|(position, operating_system, patch_group)| DispatchedNode {
+                    position,
+                    operating_system,
+                    patch_group,
+                })
+                .collect();
+            change.pins = pin(&command, &dispatched);
+        }
         let now_ms = ms(now);
         let mut rows = Vec::new();
         let pins: HashMap<usize, (&String, i64)> = change
@@ -726,7 +746,7 @@ impl Store {
         node_id: &str,
         now: Timestamp,
         decide: F,
-    ) -> Result<(String, Option<InvocationUpdate>)>
+    ) -> Result<Reported>
     where
         F: FnOnce(&InvocationRecord) -> Option<InvocationUpdate>,
     {
@@ -741,34 +761,49 @@ impl Store {
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("invocation {invocation_id}")))?;
         let inv = invocation_of(&r)?;
-        let Some(u) = decide(&inv) else {
-            return Ok((inv.command_id, None));
-        };
-        sqlx::query(
-            "UPDATE invocations SET status = $3, status_details = $4, \
+        let update = decide(&inv);
+        if let Some(u) = &update {
+            sqlx::query(
+                "UPDATE invocations SET status = $3, status_details = $4, \
              acknowledged_at = COALESCE(acknowledged_at, $5), \
              started_at = COALESCE($6, started_at), ended_at = COALESCE($7, ended_at), \
              response_code = $8, stdout = $9, stderr = $10, output = $11, \
              output_key = COALESCE($12, output_key), reboots = $13, updated_at = $5 \
              WHERE command_id = $1 AND node_id = $2",
+            )
+            .bind(&inv.command_id)
+            .bind(node_id)
+            .bind(&u.status)
+            .bind(&u.status_details)
+            .bind(ms(now))
+            .bind(u.started_at.map(ms))
+            .bind(u.ended_at.map(ms))
+            .bind(u.response_code)
+            .bind(&u.stdout)
+            .bind(&u.stderr)
+            .bind(&u.output)
+            .bind(u.output_key.clone())
+            .bind(u.reboots)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        // Read after the commit: of two last acknowledgements committing
+        // at once, the later one's read sees both (inside the transactions
+        // each could see the other still pending, and neither wake the
+        // rollout).
+        let (awaiting_ack,): (i64,) = sqlx::query_as(
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM invocations WHERE command_id = $1 \
+             AND dispatched = 1 AND status_details = 'Pending') THEN 1 ELSE 0 END",
         )
         .bind(&inv.command_id)
-        .bind(node_id)
-        .bind(&u.status)
-        .bind(&u.status_details)
-        .bind(ms(now))
-        .bind(u.started_at.map(ms))
-        .bind(u.ended_at.map(ms))
-        .bind(u.response_code)
-        .bind(&u.stdout)
-        .bind(&u.stderr)
-        .bind(&u.output)
-        .bind(u.output_key.clone())
-        .bind(u.reboots)
-        .execute(&mut *tx)
+        .fetch_one(&self.read)
         .await?;
-        tx.commit().await?;
-        Ok((inv.command_id, Some(u)))
+        Ok(Reported {
+            command_id: inv.command_id,
+            update,
+            awaiting_ack: awaiting_ack != 0,
+        })
     }
 
     /// The registered nodes a target list is matched against: id, computer

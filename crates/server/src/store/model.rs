@@ -589,7 +589,12 @@ pub struct RolloutSlot {
     pub details: String,
     pub dispatched: bool,
     pub ended_at: Option<Timestamp>,
-    /// The node's OS and patch group, for an invocation not dispatched yet.
+}
+
+/// A node a step dispatches to, as the baseline pin needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DispatchedNode {
+    pub position: usize,
     pub operating_system: Option<String>,
     pub patch_group: Option<String>,
 }
@@ -624,6 +629,17 @@ pub struct InvocationUpdate {
     pub output: String,
     pub output_key: Option<String>,
     pub reboots: i64,
+}
+
+/// What [`super::Store::report_invocation`] did.
+#[derive(Debug, Clone)]
+pub struct Reported {
+    pub command_id: String,
+    /// What was written (`None`: nothing).
+    pub update: Option<InvocationUpdate>,
+    /// Whether any dispatched invocation of the command is still `Pending`
+    /// after it.
+    pub awaiting_ack: bool,
 }
 
 /// What [`super::Store::pending_work`] found for a node.

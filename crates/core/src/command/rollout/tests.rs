@@ -639,7 +639,19 @@ proptest! {
         };
         for (k, ev) in events.iter().enumerate() {
             cancelled |= cancel_at == Some(k);
+            let before = slots.clone();
+            let was = plan(&rollout(&slots, &c, &e, cancelled)).command;
             agent(&mut slots, ev);
+            // A report the server does not wake the rollout for must leave
+            // nothing for it to do.
+            let changed = before != slots;
+            let ends = before.iter().zip(&slots).any(|(b, a)| b.state != a.state && a.state.is_terminal());
+            let awaiting = slots.iter().any(|s| s.dispatched && s.state.is_pending());
+            if changed && !report_moves_rollout(ends, awaiting) {
+                let p = plan(&rollout(&slots, &c, &e, cancelled));
+                prop_assert!(p.is_idle(), "a quiet report moved the rollout: {p:?}");
+                prop_assert_eq!(p.command, was);
+            }
             check(&mut slots, cancelled, &mut exceeded)?;
         }
         // The agent now finishes everything it is given.
