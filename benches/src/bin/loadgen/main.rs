@@ -1,12 +1,13 @@
 //! Load generator and scale benchmarks of the server (not tests).
 //!
-//! `loadgen agent`: starts a server in-process (SQLite in a temporary data
-//! directory, or `--database postgres://…`) unless `--url` is given,
+//! `loadgen agent`: starts a server in a child process (`loadgen serve`,
+//! SQLite in a temporary data directory, or `--database postgres://…`),
 //! registers simulated nodes over `/agent/v1/register` (ECDSA P-256 key and
 //! CSR, as the agent does), then drives (a) facts offers of a known hash
 //! over mTLS, each node with its own certificate, and (b) full uploads of
-//! distinct 1,500-installed-package facts (offer, then `PUT
-//! /agent/v1/facts/{hash}`).
+//! distinct 1,500-installed-package facts (offer, then a gzip'd `PUT
+//! /agent/v1/facts/{hash}`), and reports the server's CPU time per
+//! operation apart from the generator's.
 //!
 //! `loadgen command`: SendCommand to thousands of simulated agents, each
 //! with its own certificate and long poll (see `command.rs`).

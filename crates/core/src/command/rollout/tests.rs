@@ -638,7 +638,6 @@ proptest! {
             Ok(p)
         };
         for (k, ev) in events.iter().enumerate() {
-            cancelled |= cancel_at == Some(k);
             let before = slots.clone();
             let was = plan(&rollout(&slots, &c, &e, cancelled)).command;
             agent(&mut slots, ev);
@@ -652,6 +651,8 @@ proptest! {
                 prop_assert!(p.is_idle(), "a quiet report moved the rollout: {p:?}");
                 prop_assert_eq!(p.command, was);
             }
+            // A cancel arriving with the report is the cancel's step.
+            cancelled |= cancel_at == Some(k);
             check(&mut slots, cancelled, &mut exceeded)?;
         }
         // The agent now finishes everything it is given.
