@@ -483,17 +483,30 @@ fn secure_chain(path: &Path) -> Result<PathBuf, (PathBuf, String)> {
 /// Every prefix of the absolute `path` (`/`, `/etc`, …, `path`), not
 /// following a final link: a link itself has no meaningful mode, but its
 /// owner and the directory holding it (checked as the previous prefix) do.
+///
+/// A root-owned directory *above* `path` may be writable by others when it
+/// is sticky (`/tmp`, mode 1777): there no one but root can rename, remove
+/// or replace root's entries, and the next prefix is checked to be root's
+/// in turn (the kernel's own rule for such directories). `path` itself
+/// never is.
 fn check_prefixes(path: &Path) -> Result<(), (PathBuf, String)> {
     let mut prefix = PathBuf::new();
-    for c in path.components() {
+    let last = path.components().count();
+    for (n, c) in path.components().enumerate() {
         match c {
             Component::Prefix(_) => {}
             other => prefix.push(other.as_os_str()),
         }
         let meta =
             std::fs::symlink_metadata(&prefix).map_err(|e| (prefix.clone(), e.to_string()))?;
+        let sticky_above = n + 1 < last
+            && meta.is_dir()
+            && meta.uid() == 0
+            && meta.permissions().mode() & 0o1000 != 0;
         let problem = if meta.file_type().is_symlink() {
             (meta.uid() != 0).then(|| format!("symbolic link owned by uid {}", meta.uid()))
+        } else if sticky_above {
+            None
         } else {
             ownership_problem(&meta)
         };
@@ -561,9 +574,9 @@ mod tests {
     use std::time::Instant;
 
     /// A root-owned 0755 test directory whose ancestors are all root's and
-    /// not writable by others. `/tmp` (mode 1777) would fail the chain
-    /// check, so it lives in cargo's target directory, next to the test
-    /// binary.
+    /// not writable by others (or sticky, as `/tmp`), in cargo's target
+    /// directory next to the test binary: the hooks must not run from a
+    /// directory anyone else could create first.
     struct TestDir(PathBuf);
 
     impl TestDir {
@@ -883,7 +896,7 @@ mod tests {
         let t = TestDir::new("dirlink");
         let open = t.0.join("open");
         std::fs::create_dir(&open).unwrap();
-        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
         let real = open.join("real");
         mkdir(&real);
         script(&real, "hook", "true", 0o755);
@@ -892,8 +905,22 @@ mod tests {
         let e = refused(&t, Stage::PreInstall);
         assert!(
             e.contains(&format!(
-                "{}: group- and world-writable (mode 1777)",
+                "{}: group- and world-writable (mode 0777)",
                 open.display()
+            )),
+            "{e}"
+        );
+        // Sticky (as /tmp is): only root can replace root's `real` there.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let ran = runner(&t).run_stage(Stage::PreInstall, &ctx()).unwrap();
+        assert_eq!(names(&ran), ["hook"]);
+        // The stage directory itself never may be writable by others.
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let e = refused(&t, Stage::PreInstall);
+        assert!(
+            e.contains(&format!(
+                "{}: group- and world-writable (mode 1777)",
+                real.display()
             )),
             "{e}"
         );
