@@ -217,6 +217,10 @@ impl fmt::Display for RebootLoop {
 
 impl std::error::Error for RebootLoop {}
 
+/// A write takes milliseconds: a temporary this old was left by one that
+/// was interrupted.
+pub const STALE_TEMPORARY: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// The journal in `<state_dir>/invocations`.
 #[derive(Clone, Debug)]
 pub struct Journal {
@@ -227,7 +231,9 @@ pub struct Journal {
 
 impl Journal {
     /// Opens (creating, 0700) the journal of `state_dir`, and removes the
-    /// temporary files an interrupted write left.
+    /// temporary files an interrupted write left: those older than
+    /// [`STALE_TEMPORARY`], since the agent's other processes (a document
+    /// step opens the journal too) may be writing at this very moment.
     pub fn open(state_dir: impl AsRef<Path>) -> Result<Journal> {
         use std::os::unix::fs::DirBuilderExt;
         let dir = state_dir.as_ref().join(INVOCATIONS_DIR);
@@ -241,7 +247,14 @@ impl Journal {
             let name = e.file_name();
             let name = name.to_string_lossy();
             // write_atomic's temporaries: `.<name>.tmp-<hex>`.
-            if name.starts_with('.') && name.contains(".tmp-") {
+            let stale = || {
+                e.metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= STALE_TEMPORARY)
+            };
+            if name.starts_with('.') && name.contains(".tmp-") && stale() {
                 let _ = std::fs::remove_file(e.path());
             }
         }
@@ -1108,9 +1121,18 @@ mod tests {
         assert_eq!(j.prune(2).unwrap(), 0);
         assert_eq!(j.prune(0).unwrap(), 2);
         assert_eq!(t.files(), ["i4.json", "i5.json"]);
-        // A stale temporary from an interrupted write goes at the next open.
+        // A stale temporary from an interrupted write goes at the next open;
+        // a fresh one is another process's write in progress and stays.
         let tmp = j.dir().join(".i5.json.tmp-0badf00d");
         std::fs::write(&tmp, b"half").unwrap();
+        let _ = t.journal();
+        assert!(tmp.exists(), "a write in progress was removed");
+        std::fs::File::options()
+            .write(true)
+            .open(&tmp)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - STALE_TEMPORARY)
+            .unwrap();
         let j = t.journal();
         assert!(!tmp.exists());
         assert_eq!(j.unfinished().unwrap().len(), 1);

@@ -405,8 +405,12 @@ async fn invocations_run_once_in_order_and_are_reported_after_their_facts() {
         ["Received"],
         "C started beside B"
     );
+    // The refusal answers D's acknowledgement: journaled just after it.
+    until(&shared, &agent, "D's refusal journaled", |_| {
+        node.record("inv-d")["reported"] == true
+    })
+    .await;
     let rec_d = node.record("inv-d");
-    assert_eq!(rec_d["reported"], true);
     assert_eq!(rec_d["result"]["status"], "Cancelled");
     assert_eq!(steps(&rec_d), ["Received", "Finished"], "D ran");
 

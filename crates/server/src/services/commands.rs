@@ -928,8 +928,11 @@ pub async fn report(
     // An acknowledgement while others of the wave are still unacknowledged
     // leaves the rollout nothing to do: not waking it keeps a wave of
     // hundreds from making hundreds of idle steps. A repeat is judged the
-    // same way (its first wake-up may have been lost with a replica).
-    if rollout::report_moves_rollout(reported.is_terminal(), stored.awaiting_ack) {
+    // same way (its first wake-up may have been lost with a replica). The
+    // acknowledgements still awaited are read only when they can matter.
+    let ends = reported.is_terminal();
+    let awaiting = !ends && svc.store.awaiting_ack(&stored.command_id).await?;
+    if rollout::report_moves_rollout(ends, awaiting) {
         rollout_changed(svc, &stored.command_id).await;
     }
     Ok(InvocationReportAck { accepted: !refused })

@@ -736,40 +736,37 @@ impl Store {
         rows.iter().map(invocation_of).collect()
     }
 
-    /// Applies an agent's report to its invocation under a lock: `decide`
-    /// gets the invocation and returns the update (or `None`: nothing to
-    /// write). The invocation must be the node's own. Returns its command
-    /// (whose rollout the caller tells to look again).
+    /// Applies an agent's report to its invocation (which must be the
+    /// node's own): `decide` sees the stored invocation and says what to
+    /// write (`None`: nothing). Optimistic: the write holds
+    /// only while the stored status is still the one `decide` saw, else it
+    /// is decided again on the new one (a rollout step or another report
+    /// came between); no transaction, two statements.
     pub async fn report_invocation<F>(
         &self,
         invocation_id: &str,
         node_id: &str,
         now: Timestamp,
-        decide: F,
+        mut decide: F,
     ) -> Result<Reported>
     where
-        F: FnOnce(&InvocationRecord) -> Option<InvocationUpdate>,
+        F: FnMut(&InvocationRecord) -> Option<InvocationUpdate>,
     {
-        let mut tx = self.write.begin().await?;
-        let r = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {INVOCATION_COLS} FROM invocations WHERE invocation_id = $1 AND node_id = $2{}",
-            self.for_update()
-        )))
-        .bind(invocation_id)
-        .bind(node_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("invocation {invocation_id}")))?;
-        let inv = invocation_of(&r)?;
-        let update = decide(&inv);
-        if let Some(u) = &update {
-            sqlx::query(
+        for _ in 0..8 {
+            let inv = self.get_invocation_by_id(invocation_id, node_id).await?;
+            let Some(u) = decide(&inv) else {
+                return Ok(Reported {
+                    command_id: inv.command_id,
+                    update: None,
+                });
+            };
+            let written = sqlx::query(
                 "UPDATE invocations SET status = $3, status_details = $4, \
-             acknowledged_at = COALESCE(acknowledged_at, $5), \
-             started_at = COALESCE($6, started_at), ended_at = COALESCE($7, ended_at), \
-             response_code = $8, stdout = $9, stderr = $10, output = $11, \
-             output_key = COALESCE($12, output_key), reboots = $13, updated_at = $5 \
-             WHERE command_id = $1 AND node_id = $2",
+                 acknowledged_at = COALESCE(acknowledged_at, $5), \
+                 started_at = COALESCE($6, started_at), ended_at = COALESCE($7, ended_at), \
+                 response_code = $8, stdout = $9, stderr = $10, output = $11, \
+                 output_key = COALESCE($12, output_key), reboots = $13, updated_at = $5 \
+                 WHERE command_id = $1 AND node_id = $2 AND status_details = $14",
             )
             .bind(&inv.command_id)
             .bind(node_id)
@@ -784,26 +781,34 @@ impl Store {
             .bind(&u.output)
             .bind(u.output_key.clone())
             .bind(u.reboots)
-            .execute(&mut *tx)
-            .await?;
+            .bind(&inv.status_details)
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+            if written == 1 {
+                return Ok(Reported {
+                    command_id: inv.command_id,
+                    update: Some(u),
+                });
+            }
         }
-        tx.commit().await?;
-        // Read after the commit: of two last acknowledgements committing
-        // at once, the later one's read sees both (inside the transactions
-        // each could see the other still pending, and neither wake the
-        // rollout).
-        let (awaiting_ack,): (i64,) = sqlx::query_as(
+        Err(StoreError::Database(format!(
+            "invocation {invocation_id}: its status kept changing under the report"
+        )))
+    }
+
+    /// Whether any dispatched invocation of the command still awaits its
+    /// acknowledgement. Read after the report's write: of two last
+    /// acknowledgements written at once, the later one's read sees both.
+    pub async fn awaiting_ack(&self, command_id: &str) -> Result<bool> {
+        let (awaiting,): (i64,) = sqlx::query_as(
             "SELECT CASE WHEN EXISTS (SELECT 1 FROM invocations WHERE command_id = $1 \
              AND dispatched = 1 AND status_details = 'Pending') THEN 1 ELSE 0 END",
         )
-        .bind(&inv.command_id)
+        .bind(command_id)
         .fetch_one(&self.read)
         .await?;
-        Ok(Reported {
-            command_id: inv.command_id,
-            update,
-            awaiting_ack: awaiting_ack != 0,
-        })
+        Ok(awaiting != 0)
     }
 
     /// The registered nodes a target list is matched against: id, computer

@@ -637,9 +637,6 @@ pub struct Reported {
     pub command_id: String,
     /// What was written (`None`: nothing).
     pub update: Option<InvocationUpdate>,
-    /// Whether any dispatched invocation of the command is still `Pending`
-    /// after it.
-    pub awaiting_ack: bool,
 }
 
 /// What [`super::Store::pending_work`] found for a node.
