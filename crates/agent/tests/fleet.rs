@@ -23,7 +23,6 @@ use jiff::{SignedDuration, Timestamp};
 use patchfleet_server::config::Config;
 use patchfleet_server::server::{Running, start};
 use serde_json::{Value, json};
-use sqlx::Connection;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -46,7 +45,9 @@ async fn register(
     .await
 }
 
-const PG_ENV: &str = "PATCHFLEET_TEST_POSTGRES_URL";
+#[path = "../../server/tests/support/pg.rs"]
+mod pg;
+use pg::{create_pg_database, drop_pg_database};
 const DEBIAN_DEFAULT: &str = "pb-75b114c507d400ec2";
 
 /// A custom Debian baseline: the predefined default's rule, optionally
@@ -66,40 +67,6 @@ fn debian_doc(name: &str, non_security: bool) -> Value {
     })
 }
 
-/// A fresh database on the PostgreSQL server of PATCHFLEET_TEST_POSTGRES_URL:
-/// (admin URL, name, URL).
-async fn create_pg_database() -> (String, String, String) {
-    let admin_url = std::env::var(PG_ENV).unwrap_or_else(|_| {
-        panic!(
-            "{PG_ENV} is not set: the PostgreSQL fleet test needs a PostgreSQL server. Run \
-             ./scripts/test, or `eval \"$(scripts/pg start)\"` before cargo test (and \
-             `scripts/pg stop \"$PATCHFLEET_PG_DIR\"` after)"
-        )
-    });
-    let name = format!("pf_fleet_{:016x}", rand::random::<u64>());
-    let mut admin = sqlx::PgConnection::connect(&admin_url)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to {PG_ENV}: {e}"));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
-    let base = admin_url.split('?').next().unwrap();
-    let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
-    (admin_url, name, url)
-}
-
-async fn drop_pg_database(admin_url: &str, name: &str) {
-    let mut admin = sqlx::PgConnection::connect(admin_url).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_on_sqlite() {
     fleet(None).await;
@@ -107,7 +74,7 @@ async fn fleet_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_on_postgres() {
-    let (admin_url, name, url) = create_pg_database().await;
+    let (admin_url, name, url) = create_pg_database("pf_fleet").await;
     fleet(Some(url)).await;
     drop_pg_database(&admin_url, &name).await;
 }

@@ -9,32 +9,11 @@ use patchfleet_protocol::{
 };
 use patchfleet_server::config::Config;
 use patchfleet_server::server::start;
-use sqlx::Connection;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const PG_ENV: &str = "PATCHFLEET_TEST_POSTGRES_URL";
-
-async fn database() -> (String, String, String) {
-    let admin_url = std::env::var(PG_ENV).unwrap_or_else(|_| {
-        panic!("{PG_ENV} is not set: run ./scripts/test, or `eval \"$(scripts/pg start)\"` first")
-    });
-    let name = format!("pf_replicas_{}", std::process::id());
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name}"
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let base = admin_url.split('?').next().unwrap();
-    let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
-    (admin_url, name, url)
-}
+#[path = "support/pg.rs"]
+mod pg;
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -48,7 +27,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_one_database() {
-    let (admin_url, name, url) = database().await;
+    let (admin_url, name, url) = pg::create_pg_database("pf_replicas").await;
     let tmp = std::env::temp_dir().join(format!("patchfleet-replicas-{}", std::process::id()));
     let config = |dir: &Path| Config {
         data_dir: dir.to_path_buf(),
@@ -233,12 +212,6 @@ async fn two_replicas_share_one_database() {
 
     a.shutdown().await;
     b.shutdown().await;
-    let mut admin_conn = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin_conn)
-    .await
-    .unwrap();
+    pg::drop_pg_database(&admin_url, &name).await;
     let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -38,7 +38,7 @@ impl Db {
     }
 
     async fn postgres() -> Db {
-        let (admin_url, name, url) = support::create_pg_database().await;
+        let (admin_url, name, url) = support::create_pg_database("pf_store").await;
         let store = Store::open(&url).await.unwrap();
         Db {
             store,

@@ -8,11 +8,11 @@ use patchfleet_server::config::Config;
 use patchfleet_server::server::{Running, start};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sqlx::Connection;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const PG_ENV: &str = "PATCHFLEET_TEST_POSTGRES_URL";
+pub mod pg;
+pub use pg::{create_pg_database, drop_pg_database};
 /// The test servers' `max_body_bytes`.
 pub const MAX_BODY: usize = 64 * 1024;
 
@@ -44,40 +44,6 @@ pub fn suffix() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
-/// A fresh database on the PostgreSQL server of PATCHFLEET_TEST_POSTGRES_URL.
-pub async fn create_pg_database() -> (String, String, String) {
-    let admin_url = std::env::var(PG_ENV).unwrap_or_else(|_| {
-        panic!(
-            "{PG_ENV} is not set: the PostgreSQL API tests need a PostgreSQL server. Run \
-             ./scripts/test, or `eval \"$(scripts/pg start)\"` before cargo test (and \
-             `scripts/pg stop \"$PATCHFLEET_PG_DIR\"` after)"
-        )
-    });
-    let name = format!("pf_api_{}", suffix());
-    let mut admin = sqlx::PgConnection::connect(&admin_url)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to {PG_ENV}: {e}"));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
-    let base = admin_url.split('?').next().unwrap();
-    let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
-    (admin_url, name, url)
-}
-
-/// Drops a database [`create_pg_database`] made.
-pub async fn drop_pg_database(admin_url: &str, name: &str) {
-    let mut admin = sqlx::PgConnection::connect(admin_url).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
-}
-
 impl Env {
     pub async fn start(backend: Backend) -> Env {
         Env::start_with(backend, |_| {}).await
@@ -89,7 +55,7 @@ impl Env {
         let (database, pg) = match backend {
             Backend::Sqlite => (None, None),
             Backend::Postgres => {
-                let (admin_url, name, url) = create_pg_database().await;
+                let (admin_url, name, url) = create_pg_database("pf_api").await;
                 (Some(url), Some((admin_url, name)))
             }
         };

@@ -182,23 +182,8 @@ fn command_filter(r: &ListRequest) -> Result<(CommandFilter, Option<bool>), SsmE
 pub async fn list_commands(ctx: &Ctx<'_>, v: Value) -> SsmResult {
     let paging = Paging::read(ctx, &v, 50)?;
     let r: ListRequest = input(v)?;
-    let (filter, finished) = command_filter(&r)?;
     // Newest first: the key sorts that way ascending.
-    let mut all = Vec::new();
-    let mut next = None;
-    loop {
-        let page = commands::list(ctx.svc, ctx.caller, &filter, next.as_deref(), 1000)
-            .await
-            .map_err(|e| SsmError::from_api(e, "InvalidCommandId"))?;
-        all.extend(page.items);
-        match page.next {
-            Some(n) => next = Some(n),
-            None => break,
-        }
-    }
-    if let Some(done) = finished {
-        all.retain(|c| c.finished_at.is_some() == done);
-    }
+    let all = matching_commands(ctx, &r).await?;
     if let (Some(id), true) = (&r.command_id, all.is_empty()) {
         return Err(SsmError::client(
             "InvalidCommandId",
@@ -267,48 +252,56 @@ fn plugin_status(invocation_status: &str) -> &str {
     }
 }
 
-pub async fn list_invocations(ctx: &Ctx<'_>, v: Value) -> SsmResult {
-    let paging = Paging::read(ctx, &v, 50)?;
-    let r: ListRequest = input(v)?;
-    let (filter, finished) = command_filter(&r)?;
-    let mut comments: HashMap<String, String> = HashMap::new();
+/// Every command the request's filters match, newest first.
+async fn matching_commands(ctx: &Ctx<'_>, r: &ListRequest) -> Result<Vec<CommandView>, SsmError> {
+    let (filter, finished) = command_filter(r)?;
     let mut all = Vec::new();
-    // Every matching command's invocations, commands newest first.
     let mut next = None;
     loop {
         let page = commands::list(ctx.svc, ctx.caller, &filter, next.as_deref(), 1000)
             .await
             .map_err(|e| SsmError::from_api(e, "InvalidCommandId"))?;
-        for c in page.items {
-            if finished.is_some_and(|done| c.finished_at.is_some() != done) {
-                continue;
-            }
-            comments.insert(c.command_id.clone(), c.comment.clone());
-            let mut after = None;
-            loop {
-                let inv = commands::invocations(
-                    ctx.svc,
-                    ctx.caller,
-                    &InvocationFilter {
-                        command_id: Some(c.command_id.clone()),
-                        node_id: r.instance_id.clone(),
-                        status: None,
-                    },
-                    after.as_deref(),
-                    1000,
-                )
-                .await
-                .map_err(|e| SsmError::from_api(e, "InvalidCommandId"))?;
-                all.extend(inv.items.into_iter().map(|i| (c.requested_date_time, i)));
-                match inv.next {
-                    Some(n) => after = Some(n),
-                    None => break,
-                }
-            }
-        }
+        all.extend(
+            page.items
+                .into_iter()
+                .filter(|c| finished.is_none_or(|done| c.finished_at.is_some() == done)),
+        );
         match page.next {
             Some(n) => next = Some(n),
             None => break,
+        }
+    }
+    Ok(all)
+}
+
+pub async fn list_invocations(ctx: &Ctx<'_>, v: Value) -> SsmResult {
+    let paging = Paging::read(ctx, &v, 50)?;
+    let r: ListRequest = input(v)?;
+    let mut comments: HashMap<String, String> = HashMap::new();
+    let mut all = Vec::new();
+    // Every matching command's invocations, commands newest first.
+    for c in matching_commands(ctx, &r).await? {
+        comments.insert(c.command_id.clone(), c.comment.clone());
+        let mut after = None;
+        loop {
+            let inv = commands::invocations(
+                ctx.svc,
+                ctx.caller,
+                &InvocationFilter {
+                    command_id: Some(c.command_id.clone()),
+                    node_id: r.instance_id.clone(),
+                    status: None,
+                },
+                after.as_deref(),
+                1000,
+            )
+            .await
+            .map_err(|e| SsmError::from_api(e, "InvalidCommandId"))?;
+            all.extend(inv.items.into_iter().map(|i| (c.requested_date_time, i)));
+            match inv.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
         }
     }
     if let (Some(id), true) = (&r.command_id, comments.is_empty()) {
